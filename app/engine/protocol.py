@@ -1,0 +1,48 @@
+"""The interface the UI drives: the real ONNX engine and the fake engine both provide it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
+from app.engine.sampling_params import SamplingParams
+
+
+class TextEngine(Protocol):
+    info: EngineInfo
+    last_stats: GenerationStats
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `text` is."""
+        ...
+
+    def generate(
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[TokenEvent]:
+        """Continue `prompt`, one event per token; returns between tokens once `cancel` is set.
+
+        A prompt longer than the context keeps its end. The KV cache keeps the prompt, so a
+        later call whose prompt shares a prefix runs only the new tokens.
+        """
+        ...
+
+    def suggest(
+        self,
+        prompt: str,
+        params: SamplingParams,
+        n_alternatives: int = 3,
+        max_tokens: int = 8,
+        stop_at_sentence_end: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> list[Suggestion]:
+        """Up to `n_alternatives` short continuations computed together; [] when cancelled."""
+        ...
+
+    def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
+        """The most likely next tokens after `prompt`, each marked kept or cut by the chain."""
+        ...
+
+    def close(self) -> None:
+        ...
