@@ -1,0 +1,71 @@
+"""Engine: text in, token events out. Tokenizer + Generator behind the TextEngine interface."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
+from app.engine.generator import Generator
+from app.engine.loader import Runner, load_runner
+from app.engine.model_files import MANIFEST, read_manifest
+from app.engine.sampling_params import SamplingParams
+from app.engine.tokenizer import Tokenizer
+
+
+class Engine:
+    """One model, ready to write. Calls are serialised: one generation at a time."""
+
+    def __init__(self, runner: Runner, tokenizer: Tokenizer, info: EngineInfo) -> None:
+        self.tokenizer = tokenizer
+        self.generator = Generator(runner, tokenizer)
+        self.info = info
+        self._lock = threading.Lock()
+
+    @property
+    def last_stats(self) -> GenerationStats:
+        return self.generator.last_stats
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    def generate(self, prompt: str, params: SamplingParams,
+                 cancel: threading.Event | None = None) -> Iterator[TokenEvent]:
+        with self._lock:
+            yield from self.generator.generate(self.tokenizer.encode(prompt), params, cancel)
+
+    def suggest(self, prompt: str, params: SamplingParams, n_alternatives: int = 3,
+                max_tokens: int = 8, stop_at_sentence_end: bool = False,
+                cancel: threading.Event | None = None) -> list[Suggestion]:
+        with self._lock:
+            return self.generator.suggest(self.tokenizer.encode(prompt), params, n_alternatives,
+                                          max_tokens, stop_at_sentence_end, cancel)
+
+    def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
+        with self._lock:
+            return self.generator.candidates(self.tokenizer.encode(prompt), params, top_n)
+
+    def close(self) -> None:
+        self.generator.runner = None  # type: ignore[assignment]
+
+
+def load_engine(model_dir: Path, device: str = "auto", threads: int | None = None) -> Engine:
+    """Open a model folder (ours or a foreign GPT-2 export) on the best provider."""
+    model_dir = Path(model_dir)
+    runner = load_runner(model_dir, device, threads)
+    tokenizer = Tokenizer.from_dir(model_dir) if _has_tokenizer(model_dir) else Tokenizer.gpt2()
+    if (model_dir / MANIFEST).exists():
+        manifest = read_manifest(model_dir)
+        precision, n_params, notes = manifest.precision, manifest.n_params, ()
+    else:
+        precision, n_params = "foreign", 0
+        notes = ("A foreign ONNX export: it runs, but slower than a Ghostpen conversion.",)
+    info = EngineInfo(model_name=model_dir.name, precision=precision, provider=runner.provider,
+                      n_ctx=runner.n_ctx, n_params=n_params,
+                      fallback_reason=runner.fallback_reason, notes=notes)
+    return Engine(runner, tokenizer, info)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer.json").exists() or (folder / "vocab.json").exists()

@@ -1,0 +1,370 @@
+"""Token generation over one runner and one KV cache whose row 0 holds the document.
+
+`generate` is a Python generator of TokenEvents (nanochat style): it makes the cache hold the
+prompt, running only the tokens past the longest prefix it already holds, then samples, feeds
+and yields one token at a time, checking `cancel` between tokens. Text that could still turn into
+a stop string or a banned string is held back; a banned string is undone by rewinding the cache
+to where it began and forbidding the token that began it there.
+
+Shapes: V vocab.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
+from app.engine.kv_cache import KVCache
+from app.engine.sampling import (
+    MirostatState,
+    SamplerContext,
+    apply_sampler_chain,
+    sample_next_token,
+    softmax,
+    top_alternatives,
+)
+from app.engine.sampling_params import SamplingParams
+from app.engine.tokenizer import IncrementalDecoder, Tokenizer
+
+PREFILL_CHUNK = 256  # tokens per prefill run: cancel stays responsive on long prompts
+MAX_BAN_RETRIES = 16  # per position, before a banned string is let through
+SENTENCE_ENDS = (".", "!", "?", "\n")
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def context_window(ids: Sequence[int], n_ctx: int, room: int) -> list[int]:
+    """The tail of `ids` that fits with `room` tokens to spare.
+
+    The start moves in steps of a quarter context, so while a person types at the end of a long
+    document the window (and with it the KV cache) stays the same for a few hundred tokens.
+    """
+    limit = n_ctx - room
+    if len(ids) <= limit:
+        return list(ids)
+    step = max(1, n_ctx // 4)
+    start = -(-(len(ids) - limit) // step) * step
+    return list(ids[start:])
+
+
+@dataclass
+class _Pending:
+    """A generated token not yet handed out, and what is needed to take it back."""
+
+    token_id: int
+    p: float
+    alternatives: tuple[Alternative, ...]
+    logits_before: np.ndarray  # [V] the logits it was drawn from
+
+
+@dataclass
+class _Run:
+    """The state of one generate() call; the text is the decoded generated tokens."""
+
+    tokens: list[int] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    emitted: int = 0  # tokens handed out
+    text: str = ""
+    banned_at: dict[int, set[int]] = field(default_factory=dict)
+
+
+class Generator:
+    def __init__(self, runner: object, tokenizer: Tokenizer) -> None:
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self.n_ctx: int = runner.n_ctx  # type: ignore[attr-defined]
+        self.cache: KVCache = runner.new_cache()  # type: ignore[attr-defined]
+        self.last_stats = GenerationStats()
+        self._breakers: dict[tuple[str, ...], frozenset[int]] = {}
+
+    # -- the cache -------------------------------------------------------------------------
+    def feed(self, ids: Sequence[int], cancel: threading.Event | None = None) -> np.ndarray | None:
+        """Make the cache hold exactly `ids`; the logits after the last one ([V]), or None when
+        cancelled. Only tokens past the prefix the cache already holds are run."""
+        assert 0 < len(ids) <= self.n_ctx
+        cache = self.cache
+        reuse = min(common_prefix_length(cache.tokens, ids), len(ids) - 1)
+        cache.rewind(reuse)
+        logits = None
+        for start in range(reuse, len(ids), PREFILL_CHUNK):
+            if cancel is not None and cancel.is_set():
+                return None
+            chunk = list(ids[start : start + PREFILL_CHUNK])
+            logits = self.runner.forward(np.array([chunk]), cache)[0, -1]  # type: ignore[attr-defined]
+            cache.tokens.extend(chunk)
+        self.last_stats.reused_tokens = reuse
+        assert logits is not None
+        return logits.copy()
+
+    def _step(self, token_id: int) -> np.ndarray:
+        logits = self.runner.forward(np.array([[token_id]]), self.cache)[0, -1]  # type: ignore[attr-defined]
+        self.cache.tokens.append(token_id)
+        return logits.copy()
+
+    def _breaker_ids(self, breakers: tuple[str, ...]) -> frozenset[int]:
+        if breakers not in self._breakers:
+            self._breakers[breakers] = self.tokenizer.ids_containing(breakers)
+        return self._breakers[breakers]
+
+    # -- generation ------------------------------------------------------------------------
+    def generate(self, prompt_ids: Sequence[int], params: SamplingParams,
+                 cancel: threading.Event | None = None,
+                 n_alternatives: int = 10) -> Iterator[TokenEvent]:
+        stats = GenerationStats()
+        self.last_stats = stats
+        room = min(params.max_new_tokens, self.n_ctx // 4)
+        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx, room)
+        stats.prompt_tokens = len(window)
+        started = time.perf_counter()
+        logits = self.feed(window, cancel)
+        stats.reused_tokens = self.last_stats.reused_tokens
+        self.last_stats = stats
+        stats.prefill_ms = (time.perf_counter() - started) * 1000
+        if logits is None:
+            stats.stop_reason = "cancelled"
+            return
+        rng = np.random.default_rng(params.seed)
+        mirostat = MirostatState.initial(params) if params.mirostat == 2 else None
+        breakers = self._breaker_ids(params.dry_sequence_breakers)
+        watched = (*params.stop_strings, *params.banned_strings)
+        history = np.zeros(len(window) + params.max_new_tokens, np.int64)
+        history[: len(window)] = window
+        base = len(window)
+        run = _Run()
+        decoder = IncrementalDecoder(self.tokenizer)
+        decode_started = time.perf_counter()
+
+        def finish(reason: str) -> None:
+            stats.stop_reason = reason
+            elapsed = time.perf_counter() - decode_started
+            stats.decode_tok_s = stats.new_tokens / elapsed if elapsed > 0 else 0.0
+
+        while len(run.tokens) < params.max_new_tokens:
+            if cancel is not None and cancel.is_set():
+                finish("cancelled")
+                return
+            position = len(run.tokens)
+            ctx = SamplerContext(history=history[: base + position], dry_breaker_ids=breakers,
+                                 banned_ids=frozenset(run.banned_at.get(position, ())))
+            token = sample_next_token(logits, params, ctx, rng, mirostat)
+            probs = softmax(logits)
+            alt_ids, alt_probs = top_alternatives(probs, n_alternatives)
+            alternatives = tuple(Alternative(int(i), self.tokenizer.token_text(int(i)), float(p))
+                                 for i, p in zip(alt_ids, alt_probs, strict=True))
+            if token == self.tokenizer.eos_id:
+                yield from self._release(run, len(run.tokens))
+                finish("eos")
+                return
+            run.tokens.append(token)
+            run.pending.append(_Pending(token, float(probs[token]), alternatives, logits))
+            piece = decoder.push(token)
+            run.pieces.append(piece)
+            run.text += piece
+            history[base + position] = token
+            stats.new_tokens = len(run.tokens)
+
+            stop_at = _find_any(run.text, params.stop_strings, self._offset(run, run.emitted))
+            if stop_at is not None:
+                yield from self._release(run, len(run.tokens), cut_text_at=stop_at)
+                finish("stop_string")
+                return
+            banned_at = _find_any(run.text, params.banned_strings, self._offset(run, run.emitted))
+            if banned_at is not None:
+                undone = self._undo_from(run, banned_at, base)
+                if undone is not None:
+                    logits, decoder = undone
+                    stats.new_tokens = len(run.tokens)
+                    continue
+            yield from self._release(run, self._safe_count(run, watched))
+            if len(run.tokens) >= params.max_new_tokens:
+                break
+            if self.cache.pos >= self.n_ctx:
+                logits = self._slide(history[: base + len(run.tokens)])
+                stats.prompt_tokens = self.cache.pos - len(run.tokens)
+            else:
+                logits = self._step(token)
+        yield from self._release(run, len(run.tokens))
+        finish("max_new_tokens")
+
+    def _offset(self, run: _Run, token_index: int) -> int:
+        return sum(len(p) for p in run.pieces[:token_index])
+
+    def _safe_count(self, run: _Run, watched: tuple[str, ...]) -> int:
+        """How many generated tokens can be handed out: none whose text might begin a watched
+        string that later tokens could complete."""
+        hold = 0
+        for s in watched:
+            for k in range(min(len(s) - 1, len(run.text)), hold, -1):
+                if run.text.endswith(s[:k]):
+                    hold = k
+                    break
+        limit = len(run.text) - hold
+        count, offset = run.emitted, self._offset(run, run.emitted)
+        while count < len(run.tokens) and offset + len(run.pieces[count]) <= limit:
+            offset += len(run.pieces[count])
+            count += 1
+        return count
+
+    def _release(self, run: _Run, upto: int,
+                 cut_text_at: int | None = None) -> Iterator[TokenEvent]:
+        offset = self._offset(run, run.emitted)
+        while run.emitted < upto:
+            pending = run.pending[run.emitted - (len(run.tokens) - len(run.pending))]
+            text = run.pieces[run.emitted]
+            if cut_text_at is not None and offset + len(text) > cut_text_at:
+                text = text[: max(0, cut_text_at - offset)]
+                run.emitted = upto
+                if text:
+                    yield TokenEvent(pending.token_id, text, pending.p, pending.alternatives)
+                break
+            offset += len(text)
+            run.emitted += 1
+            yield TokenEvent(pending.token_id, text, pending.p, pending.alternatives)
+        # Handed-out tokens can no longer be undone: drop what was kept to undo them.
+        keep_from = len(run.pending) - (len(run.tokens) - run.emitted)
+        del run.pending[:keep_from]
+
+    def _undo_from(self, run: _Run, char_index: int, base: int) -> tuple[np.ndarray,
+                                                                     IncrementalDecoder] | None:
+        """Take back the tokens from the one where a banned string begins; None if it was
+        already handed out or has been retried too often."""
+        offset, index = 0, 0
+        while index < len(run.pieces) and offset + len(run.pieces[index]) <= char_index:
+            offset += len(run.pieces[index])
+            index += 1
+        first_pending = len(run.tokens) - len(run.pending)
+        if index < run.emitted or index < first_pending:
+            return None
+        banned = run.banned_at.setdefault(index, set())
+        if len(banned) >= MAX_BAN_RETRIES:
+            return None
+        banned.add(run.tokens[index])
+        logits = run.pending[index - first_pending].logits_before
+        del run.tokens[index:], run.pieces[index:], run.pending[index - first_pending :]
+        run.text = "".join(run.pieces)
+        self.cache.rewind(base + index)
+        decoder = IncrementalDecoder(self.tokenizer)
+        for token in run.tokens:
+            decoder.push(token)
+        return logits, decoder
+
+    def _slide(self, all_ids: np.ndarray) -> np.ndarray:
+        """The context is full: keep its last three quarters and go on from there."""
+        keep = list(all_ids[-(self.n_ctx - self.n_ctx // 4) :])
+        self.cache.reset()
+        logits = self.feed(keep)
+        assert logits is not None
+        return logits
+
+    # -- autocomplete and the distribution view -------------------------------------------
+    def suggest(self, prompt_ids: Sequence[int], params: SamplingParams, n_alternatives: int = 3,
+                max_tokens: int = 8, stop_at_sentence_end: bool = False,
+                cancel: threading.Event | None = None) -> list[Suggestion]:
+        """`n_alternatives` continuations decoded together as one batch; [] when cancelled.
+
+        Each starts from a different first token (the sampled one, then the next most likely
+        kept ones), so the alternatives differ from the first word on.
+        """
+        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx,
+                                max_tokens + 1)
+        logits = self.feed(window, cancel)
+        if logits is None:
+            return []
+        rng = np.random.default_rng(params.seed)
+        rows = max(1, n_alternatives)
+        history = np.zeros((rows, len(window) + max_tokens), np.int64)
+        history[:, : len(window)] = window
+        base = len(window)
+        breakers = self._breaker_ids(params.dry_sequence_breakers)
+        ctx = SamplerContext(history=history[0, :base], dry_breaker_ids=breakers)
+        shaped = apply_sampler_chain(logits, params, ctx, rng)
+        first = [sample_next_token(logits, params, ctx, rng)]
+        kept = np.flatnonzero(np.isfinite(shaped))
+        kept = kept[np.argsort(-shaped[kept])]
+        first += [int(t) for t in kept if int(t) != first[0]][: rows - 1]
+        if len(first) < rows:  # greedy or a narrow chain: widen to the model's next best
+            by_model = np.argsort(-logits)[: rows + 1]
+            first += [int(t) for t in by_model if int(t) not in first][: rows - len(first)]
+        probs = softmax(logits)
+        decoders = [IncrementalDecoder(self.tokenizer) for _ in range(rows)]
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        events: list[list[TokenEvent]] = [[] for _ in range(rows)]
+        done = [False] * rows
+        texts = [""] * rows
+
+        def take(row: int, token: int, p: float) -> None:
+            if token == self.tokenizer.eos_id:
+                done[row] = True
+                return
+            piece = decoders[row].push(token)
+            tokens[row].append(token)
+            texts[row] += piece
+            events[row].append(TokenEvent(token, piece, p))
+            history[row, base + len(tokens[row]) - 1] = token
+            if len(tokens[row]) >= max_tokens or (
+                    stop_at_sentence_end and texts[row].rstrip(" ").endswith(SENTENCE_ENDS)
+                    and texts[row].strip()):
+                done[row] = True
+
+        for row, token in enumerate(first):
+            take(row, token, float(probs[token]))
+        if rows > 1:
+            self.cache.fork_row0(rows)
+        step_ids = np.array([[t] for t in first], np.int64)
+        while not all(done):
+            if cancel is not None and cancel.is_set():
+                self.cache.rewind(base)
+                return []
+            if self.cache.pos >= self.n_ctx:
+                break
+            batch_logits = self.runner.forward(step_ids, self.cache)[:, -1]  # type: ignore[attr-defined]
+            for row in range(rows):
+                if done[row]:
+                    continue
+                row_ctx = SamplerContext(history=history[row, : base + len(tokens[row])],
+                                         dry_breaker_ids=breakers)
+                token = sample_next_token(batch_logits[row], params, row_ctx, rng)
+                take(row, token, float(softmax(batch_logits[row])[token]))
+                step_ids[row, 0] = token
+        # Row 0 of the cache holds the window and the first alternative's tokens as far as they
+        # were fed: keep them as the cached prefix (a suggestion is often accepted next).
+        valid = min(self.cache.pos - base, len(tokens[0]))
+        self.cache.tokens.extend(tokens[0][:valid])
+        self.cache.rewind(base + valid)
+        return [Suggestion(texts[row] + decoders[row].flush(), tuple(events[row]))
+                for row in range(rows) if events[row]]
+
+    def candidates(self, prompt_ids: Sequence[int], params: SamplingParams,
+                   top_n: int = 20) -> list[Candidate]:
+        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx, 1)
+        logits = self.feed(window)
+        assert logits is not None
+        ctx = SamplerContext(history=np.asarray(window, np.int64),
+                             dry_breaker_ids=self._breaker_ids(params.dry_sequence_breakers))
+        rng = np.random.default_rng(params.seed if params.seed is not None else 0)
+        final = softmax(apply_sampler_chain(logits, params, ctx, rng))
+        model = softmax(logits)
+        ids, _ = top_alternatives(model, top_n)
+        return [Candidate(int(i), self.tokenizer.token_text(int(i)), float(model[i]),
+                          float(final[i]), bool(final[i] > 0)) for i in ids]
+
+
+def _find_any(text: str, needles: Sequence[str], start: int) -> int | None:
+    """Where the earliest of `needles` begins in text[start - longest:], or None."""
+    if not needles:
+        return None
+    from_index = max(0, start - max(len(n) for n in needles))
+    hits = [i for n in needles if (i := text.find(n, from_index)) >= 0]
+    return min(hits) if hits else None

@@ -1,0 +1,133 @@
+"""ModelRunner: one onnxruntime session over one of Ghostpen's own GPT-2 graphs.
+
+`forward(ids, cache)` runs S new tokens for every cache row from position `cache.pos`, writing
+their keys and values in place (past and present are bound to the same buffer), advances
+`cache.pos` and returns logits for the last `keep` positions. Shapes: B rows, S new tokens,
+V vocab.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.errors import ModelLoadError
+from app.engine.kv_cache import KVCache
+from app.engine.providers import choose_providers
+
+
+@dataclass(frozen=True)
+class GraphShape:
+    n_layer: int
+    n_head: int
+    head_dim: int
+    vocab_size: int
+    n_positions: int
+    cache_dtype: type
+
+
+def make_session_options(threads: int | None) -> object:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or 0
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initializers are not the user's business
+    return options
+
+
+def create_session(path: Path, device: str, threads: int | None) -> tuple[object, str]:
+    """(session, fallback_reason): the best provider that starts, else CPU with the reason."""
+    import onnxruntime as ort
+
+    choice = choose_providers(device)
+    reason = choice.reason
+    options = make_session_options(threads)
+    for index, provider in enumerate(choice.providers):
+        try:
+            session = ort.InferenceSession(str(path), options, providers=[provider])
+            return session, reason
+        except Exception as error:  # a provider that fails to start must not stop the app
+            if provider == "CPUExecutionProvider" or index == len(choice.providers) - 1:
+                raise ModelLoadError(_describe_load_failure(path, error)) from error
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reason = f"{provider} failed to start ({first_line[:160]}); running on CPU."
+    raise AssertionError("unreachable: CPU is always the last provider")
+
+
+def _describe_load_failure(path: Path, error: Exception) -> str:
+    text = str(error)
+    if "external data" in text.lower() or ("model_path" in text.lower() and "data" in text):
+        return f"{path}: its external weights file is missing or damaged; convert or download " \
+               "the model again."
+    if "protobuf" in text.lower() or "parsing" in text.lower() or "load model" in text.lower():
+        return f"{path} is not a readable ONNX file (truncated or corrupt); convert or " \
+               "download the model again."
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return f"{path} could not be loaded by onnxruntime ({first[:200]}); convert it again."
+
+
+class ModelRunner:
+    """Runs Ghostpen's own graph (format ghostpen-gqa/1) with IO binding and a shared KV cache."""
+
+    def __init__(self, session: object, shape: GraphShape, fallback_reason: str = "") -> None:
+        self.session = session
+        self.shape = shape
+        self.fallback_reason = fallback_reason
+        self.provider: str = session.get_providers()[0]  # type: ignore[attr-defined]
+        self._binding = session.io_binding()  # type: ignore[attr-defined]
+        self._bound_cache: tuple[int, int] | None = None  # (id of cache buffers, rows bound)
+        self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
+
+    @property
+    def n_ctx(self) -> int:
+        return self.shape.n_positions
+
+    def new_cache(self, batch: int = 1) -> KVCache:
+        s = self.shape
+        return KVCache(s.n_layer, s.n_head, s.head_dim, s.n_positions, s.cache_dtype, batch)
+
+    def _bind_cache(self, cache: KVCache, rows: int) -> None:
+        key = (id(cache.keys[0]), rows)
+        if self._bound_cache == key:
+            return
+        shape = [rows, self.shape.n_head, cache.max_len, self.shape.head_dim]
+        b = self._binding
+        for i in range(self.shape.n_layer):
+            for kind, buffer in (("key", cache.keys[i]), ("value", cache.values[i])):
+                ptr = buffer.ctypes.data  # rows 0..rows-1 are the first `rows` of the buffer
+                b.bind_input(f"past_{kind}_{i}", "cpu", 0, cache.dtype, shape, ptr)
+                b.bind_output(f"present_{kind}_{i}", "cpu", 0, cache.dtype, shape, ptr)
+        self._bound_cache = key
+
+    def forward(self, ids: np.ndarray, cache: KVCache, keep: int = 1) -> np.ndarray:
+        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S."""
+        rows, length = ids.shape
+        if cache.pos + length > cache.max_len:
+            raise ValueError(f"cache holds {cache.pos} of {cache.max_len}; {length} more won't fit")
+        self._bind_cache(cache, rows)
+        total = cache.pos + length
+        b = self._binding
+        positions = np.broadcast_to(np.arange(cache.pos, total, dtype=np.int64), (rows, length))
+        b.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
+        b.bind_cpu_input("position_ids", np.ascontiguousarray(positions))
+        b.bind_cpu_input("seqlens_k", np.full(rows, total - 1, np.int32))
+        b.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+        b.bind_cpu_input("num_logits_to_keep", np.array(keep, np.int64))
+        if self._logits.shape != (rows, keep, self.shape.vocab_size):
+            self._logits = np.zeros((rows, keep, self.shape.vocab_size), np.float32)
+        b.bind_output("logits", "cpu", 0, np.float32, list(self._logits.shape),
+                      self._logits.ctypes.data)
+        self.session.run_with_iobinding(b)  # type: ignore[attr-defined]
+        cache.pos = total
+        return self._logits
+
+
+def default_threads() -> int:
+    """Physical cores as onnxruntime counts them, overridable by GHOSTPEN_THREADS."""
+    value = os.environ.get("GHOSTPEN_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 0

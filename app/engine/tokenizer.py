@@ -1,0 +1,234 @@
+"""Text <-> token ids: GPT-2's byte-level BPE (through `tokenizers`) and a byte tokenizer for fakes.
+
+Every token stands for a run of raw bytes, not necessarily whole UTF-8 characters (an emoji is
+often two or three tokens). `token_bytes` gives those bytes; `IncrementalDecoder` turns a stream
+of ids into text that never contains half a character.
+"""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from tokenizers import AddedToken, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer as _HFTokenizer
+
+from app.engine.errors import ModelLoadError
+
+
+def _resources_dir() -> Path:
+    if getattr(sys, "frozen", False):  # PyInstaller unpacks data files under sys._MEIPASS
+        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+RESOURCES_DIR: Path = _resources_dir()
+EOS_TOKEN = "<|endoftext|>"
+
+
+def _byte_level_chars() -> dict[str, int]:
+    """GPT-2's printable stand-in character for each byte (its `bytes_to_unicode`), inverted."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    codepoints = {b: b for b in printable}
+    shifted = 0
+    for byte in range(256):
+        if byte not in codepoints:
+            codepoints[byte] = 256 + shifted
+            shifted += 1
+    return {chr(cp): byte for byte, cp in codepoints.items()}
+
+
+_CHAR_TO_BYTE = _byte_level_chars()
+
+
+def _piece_bytes(piece: str) -> bytes:
+    # As the ByteLevel decoder does: a piece made only of stand-in characters is those bytes;
+    # any other piece (an added token such as "<|endoftext|>" in some files) is its UTF-8.
+    try:
+        return bytes(_CHAR_TO_BYTE[c] for c in piece)
+    except KeyError:
+        return piece.encode("utf-8")
+
+
+def _check_id(token_id: int, vocab_size: int) -> None:
+    if not 0 <= token_id < vocab_size:
+        raise ValueError(f"token id {token_id} is outside the vocabulary (0..{vocab_size - 1})")
+
+
+class Tokenizer:
+    """GPT-2 byte-level BPE through the `tokenizers` library."""
+
+    def __init__(self, backend: _HFTokenizer, source: Path) -> None:
+        if not isinstance(backend.decoder, decoders.ByteLevel):
+            raise ModelLoadError(
+                f"The tokenizer in {source} is not byte-level BPE; "
+                "use the tokenizer.json that came with a GPT-2 model."
+            )
+        eos_id = backend.token_to_id(EOS_TOKEN)
+        if eos_id is None:
+            raise ModelLoadError(
+                f"The tokenizer in {source} has no {EOS_TOKEN} token; "
+                "use the tokenizer.json that came with a GPT-2 model."
+            )
+        backend.no_truncation()
+        backend.no_padding()
+        self._backend = backend
+        self.eos_id: int = eos_id
+        vocab = backend.get_vocab(with_added_tokens=True)
+        self.vocab_size: int = max(vocab.values()) + 1
+        self._bytes = [b""] * self.vocab_size
+        for piece, token_id in vocab.items():
+            self._bytes[token_id] = _piece_bytes(piece)
+        self._texts = [b.decode("utf-8", errors="replace") for b in self._bytes]
+        self._containing: dict[frozenset[str], frozenset[int]] = {}
+
+    @classmethod
+    def gpt2(cls) -> Tokenizer:
+        """GPT-2's tokenizer from the vocab.json and merges.txt shipped in resources/gpt2."""
+        return cls.from_dir(RESOURCES_DIR / "gpt2")
+
+    @classmethod
+    def from_dir(cls, folder: Path) -> Tokenizer:
+        """The tokenizer.json in `folder`, else its vocab.json + merges.txt."""
+        folder = Path(folder)
+        tokenizer_json = folder / "tokenizer.json"
+        vocab, merges = folder / "vocab.json", folder / "merges.txt"
+        if tokenizer_json.is_file():
+            return cls(_load(lambda: _HFTokenizer.from_file(str(tokenizer_json)), folder), folder)
+        if vocab.is_file() and merges.is_file():
+            return cls(_load(lambda: _from_vocab_merges(vocab, merges), folder), folder)
+        raise ModelLoadError(
+            f"No tokenizer in {folder}: put the model's tokenizer.json there, "
+            "or GPT-2's vocab.json and merges.txt (copies ship in resources/gpt2)."
+        )
+
+    def save(self, path: Path) -> None:
+        """Write the whole tokenizer as one tokenizer.json."""
+        self._backend.save(str(path))
+
+    def encode(self, text: str) -> list[int]:
+        """GPT-2's ids for `text`; "<|endoftext|>" in the text becomes `eos_id`.
+
+        A lone surrogate (no UTF-8 form) is encoded as U+FFFD instead of failing.
+        """
+        try:
+            encoding = self._backend.encode(text, add_special_tokens=False)
+        except TypeError:  # how the library refuses a str it cannot make UTF-8 of
+            encoding = self._backend.encode(
+                _without_lone_surrogates(text), add_special_tokens=False
+            )
+        return encoding.ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`; bytes that are not valid UTF-8 become U+FFFD, as in Hugging Face."""
+        ids = [int(i) for i in ids]
+        for token_id in ids:
+            _check_id(token_id, self.vocab_size)
+        return self._backend.decode(ids, skip_special_tokens=False)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes one token stands for (possibly part of a UTF-8 character)."""
+        _check_id(token_id, self.vocab_size)
+        return self._bytes[token_id]
+
+    def token_text(self, token_id: int) -> str:
+        """A display form of one token: U+FFFD where it holds part of a character."""
+        _check_id(token_id, self.vocab_size)
+        return self._texts[token_id]
+
+    def ids_containing(self, substrings: Iterable[str]) -> frozenset[int]:
+        """Ids of the tokens whose own text contains any of `substrings` (empty ones ignored)."""
+        return _ids_containing(self._texts, self._containing, substrings)
+
+
+def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
+    try:
+        return read()
+    except Exception as error:  # the library raises plain Exception with multi-line text
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ModelLoadError(
+            f"Cannot read the tokenizer in {folder} ({first_line}); replace it with the "
+            "tokenizer.json, or vocab.json and merges.txt, of a GPT-2 model."
+        ) from error
+
+
+def _without_lone_surrogates(text: str) -> str:
+    # Pasted text can hold lone surrogates, which have no UTF-8 form: they become U+FFFD.
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _from_vocab_merges(vocab: Path, merges: Path) -> _HFTokenizer:
+    # The same pipeline transformers' GPT2TokenizerFast builds from these two files.
+    backend = _HFTokenizer(models.BPE.from_file(str(vocab), str(merges)))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens([AddedToken(EOS_TOKEN, special=True, normalized=False)])
+    return backend
+
+
+def _ids_containing(
+    texts: list[str], cache: dict[frozenset[str], frozenset[int]], substrings: Iterable[str]
+) -> frozenset[int]:
+    # An empty string is in every token: as a DRY sequence breaker it would switch DRY off.
+    key = frozenset(s for s in substrings if s)
+    if key not in cache:
+        cache[key] = frozenset(i for i, text in enumerate(texts) if any(s in text for s in key))
+    return cache[key]
+
+
+class ByteTokenizer:
+    """Ids 0..255 are bytes, 256 is "<|endoftext|>": the tokenizer of the fake engine."""
+
+    def __init__(self) -> None:
+        self.eos_id: int = 256
+        self.vocab_size: int = 257
+        self._bytes = [bytes([b]) for b in range(256)] + [EOS_TOKEN.encode("utf-8")]
+        self._texts = [b.decode("utf-8", errors="replace") for b in self._bytes]
+        self._containing: dict[frozenset[str], frozenset[int]] = {}
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for i, part in enumerate(text.split(EOS_TOKEN)):
+            if i:
+                ids.append(self.eos_id)
+            ids.extend(_without_lone_surrogates(part).encode("utf-8"))
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        _check_id(token_id, self.vocab_size)
+        return self._bytes[token_id]
+
+    def token_text(self, token_id: int) -> str:
+        _check_id(token_id, self.vocab_size)
+        return self._texts[token_id]
+
+    def ids_containing(self, substrings: Iterable[str]) -> frozenset[int]:
+        return _ids_containing(self._texts, self._containing, substrings)
+
+
+class IncrementalDecoder:
+    """Feeds token ids one at a time and returns only complete UTF-8 text: never half a character.
+
+    The pushes and the final flush together equal `tokenizer.decode(ids)`, replacement
+    characters included: Python's "replace" handler and the Rust `from_utf8_lossy` behind
+    `tokenizers` both put one U+FFFD per maximal invalid subsequence.
+    """
+
+    def __init__(self, tokenizer: Tokenizer | ByteTokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        """The text completed by this token, possibly ""."""
+        return self._utf8.decode(self._tokenizer.token_bytes(token_id))
+
+    def flush(self) -> str:
+        """Whatever bytes remain, with U+FFFD for an unfinished character; then starts afresh."""
+        text = self._utf8.decode(b"", final=True)
+        self._utf8.reset()
+        return text

@@ -1,0 +1,146 @@
+"""A Hugging Face GPT-2 checkpoint folder: config.json + model.safetensors, checked at load.
+
+Dimension glossary: V vocab, P n_positions, C n_embd, L n_layer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.errors import ModelLoadError
+
+PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "pytorch_model.pt", "model.pt", "model.ckpt")
+
+
+@dataclass(frozen=True)
+class GPT2Config:
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    layer_norm_epsilon: float = 1e-5
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def n_params(self) -> int:
+        """Parameters with the LM head tied to wte (as GPT-2 is)."""
+        c, layer = self.n_embd, 12 * self.n_embd**2 + 13 * self.n_embd
+        return self.vocab_size * c + self.n_positions * c + self.n_layer * layer + 2 * c
+
+    def to_hf_json(self) -> dict[str, object]:
+        return {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            **asdict(self),
+            "n_inner": None,
+            "activation_function": "gelu_new",
+            "bos_token_id": 50256,
+            "eos_token_id": 50256,
+            "tie_word_embeddings": True,
+        }
+
+    @classmethod
+    def from_hf_json(cls, data: dict[str, object], source: Path) -> GPT2Config:
+        if data.get("model_type") not in (None, "gpt2"):
+            raise ModelLoadError(
+                f"{source} is a {data.get('model_type')!r} model, not GPT-2: "
+                "Ghostpen runs the GPT-2 family only."
+            )
+        if data.get("n_inner") not in (None, 4 * int(data.get("n_embd", 768))):  # type: ignore[arg-type]
+            raise ModelLoadError(f"{source}: n_inner other than 4 × n_embd is not GPT-2.")
+        if data.get("activation_function", "gelu_new") != "gelu_new":
+            raise ModelLoadError(f"{source}: activation {data['activation_function']!r} is not "
+                                 "GPT-2's gelu_new.")
+        try:
+            return cls(
+                vocab_size=int(data["vocab_size"]),  # type: ignore[arg-type]
+                n_positions=int(data.get("n_positions", data.get("n_ctx", 1024))),  # type: ignore[arg-type]
+                n_embd=int(data["n_embd"]),  # type: ignore[arg-type]
+                n_layer=int(data["n_layer"]),  # type: ignore[arg-type]
+                n_head=int(data["n_head"]),  # type: ignore[arg-type]
+                layer_norm_epsilon=float(data.get("layer_norm_epsilon", 1e-5)),  # type: ignore[arg-type]
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelLoadError(
+                f"{source}: config.json lacks a valid {error} field; use the checkpoint's "
+                "original config.json."
+            ) from error
+
+
+def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
+    """Every tensor of GPT2Model, named as in the checkpoint (Conv1D weights are [in, out])."""
+    c, v, p = config.n_embd, config.vocab_size, config.n_positions
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (v, c), "wpe.weight": (p, c)}
+    for i in range(config.n_layer):
+        h = f"h.{i}."
+        shapes.update({
+            h + "ln_1.weight": (c,), h + "ln_1.bias": (c,),
+            h + "attn.c_attn.weight": (c, 3 * c), h + "attn.c_attn.bias": (3 * c,),
+            h + "attn.c_proj.weight": (c, c), h + "attn.c_proj.bias": (c,),
+            h + "ln_2.weight": (c,), h + "ln_2.bias": (c,),
+            h + "mlp.c_fc.weight": (c, 4 * c), h + "mlp.c_fc.bias": (4 * c,),
+            h + "mlp.c_proj.weight": (4 * c, c), h + "mlp.c_proj.bias": (c,),
+        })
+    shapes.update({"ln_f.weight": (c,), "ln_f.bias": (c,)})
+    return shapes
+
+
+def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
+    """Read and check a GPT-2 checkpoint; every problem is a one-line ModelLoadError."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder} is not a folder; give the checkpoint's folder.")
+    weights_path = folder / "model.safetensors"
+    if not weights_path.exists():
+        pickles = [name for name in PICKLE_NAMES if (folder / name).exists()]
+        if pickles:
+            raise ModelLoadError(
+                f"{folder / pickles[0]} is a pickle checkpoint, which is refused because loading "
+                "it can run arbitrary code; download the model.safetensors of the same model "
+                "instead (the Hub has one for every GPT-2 size)."
+            )
+        if list(folder.glob("model-*.safetensors")):
+            raise ModelLoadError(f"{folder}: sharded safetensors are not supported yet; "
+                                 "merge them into one model.safetensors.")
+        raise ModelLoadError(f"{folder} has no model.safetensors; give a Hugging Face GPT-2 "
+                             "checkpoint folder.")
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise ModelLoadError(f"{folder} has no config.json; copy the checkpoint's config.json "
+                             "beside model.safetensors.")
+    try:
+        config = GPT2Config.from_hf_json(json.loads(config_path.read_text("utf-8")), config_path)
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({error.msg} at line "
+                             f"{error.lineno}); restore the original file.") from error
+    try:
+        raw = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{weights_path} cannot be read ({error}); download it again.") \
+            from error
+    weights = {_strip_prefix(name): tensor for name, tensor in raw.items()}
+    for name, shape in expected_shapes(config).items():
+        tensor = weights.get(name)
+        if tensor is None:
+            raise ModelLoadError(f"{weights_path} lacks {name}; it is not a GPT-2 checkpoint.")
+        if tuple(tensor.shape) != shape:
+            raise ModelLoadError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, "
+                                 f"config.json implies {shape}; the two files do not match.")
+        if tensor.dtype != np.float32:
+            weights[name] = tensor.astype(np.float32)
+    return config, weights
+
+
+def _strip_prefix(name: str) -> str:
+    return name.removeprefix("transformer.")

@@ -1,0 +1,134 @@
+"""`python -m models.export SRC OUT [--precision fp32|fp16|int8|int4] [--check]`
+
+Turns a Hugging Face GPT-2 checkpoint folder into a Ghostpen model folder. The folder is built
+beside OUT and renamed into place, so an interrupted conversion never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from app.engine.errors import GhostpenError
+from app.engine.model_files import Manifest, describe_files, write_manifest
+from app.engine.tokenizer import Tokenizer
+from models.checkpoint import GPT2Config, load_checkpoint
+from models.graph import FORMAT, PRECISIONS, build_graph
+
+# A fixed, varied English text for --check (no real model is needed: it is tokens, not meaning).
+CHECK_TEXT = (
+    "The old lighthouse keeper climbed the stairs each evening, counting one hundred and "
+    "twelve steps, and lit the lamp that warned ships away from the rocks below. In 1893 a "
+    "storm broke the glass; he wrote in his log: \"No ship lost tonight.\""
+)
+EXTERNAL_DATA_ABOVE = 1_800_000_000  # protobuf cannot hold more than 2 GB in one file
+
+Progress = Callable[[str], None]
+
+
+def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = False,
+                 progress: Progress = print) -> Manifest:
+    if precision not in PRECISIONS:
+        raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
+                            f"{', '.join(PRECISIONS)}.")
+    started = time.perf_counter()
+    progress(f"reading {src}")
+    config, weights = load_checkpoint(src)
+    tokenizer = Tokenizer.from_dir(src)
+    progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters)")
+    model = build_graph(config, weights, precision, source=str(src))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        names = _write_folder(staging, model, config, tokenizer)
+        del model
+        manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,
+                            files=describe_files(staging, names), n_params=config.n_params)
+        write_manifest(staging, manifest)
+        if check:
+            progress("checking against the numpy reference")
+            result = check_against_reference(staging, config, weights, tokenizer)
+            progress(f"max |Δlogit| {result['max_abs_dlogit']:.3g}, "
+                     f"top-1 agreement {result['top1_agreement']:.1%}, "
+                     f"relative error {result['relative_error']:.3g}")
+            manifest = dataclasses.replace(manifest, check=result)
+            write_manifest(staging, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    progress(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+    return manifest
+
+
+def _write_folder(folder: Path, model: onnx.ModelProto, config: GPT2Config,
+                  tokenizer: Tokenizer) -> list[str]:
+    names = ["model.onnx", "tokenizer.json", "config.json"]
+    size = sum(t.ByteSize() for t in model.graph.initializer)
+    if size > EXTERNAL_DATA_ABOVE:
+        onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="model.onnx.data",
+                        size_threshold=1024)
+        names.append("model.onnx.data")
+    else:
+        onnx.save_model(model, str(folder / "model.onnx"))
+    tokenizer.save(folder / "tokenizer.json")
+    (folder / "config.json").write_text(json.dumps(config.to_hf_json(), indent=2), "utf-8")
+    return names
+
+
+def check_against_reference(folder: Path, config: GPT2Config, weights: dict[str, np.ndarray],
+                            tokenizer: Tokenizer) -> dict[str, float]:
+    """Logits of the new model vs plain fp32 numpy GPT-2 on CHECK_TEXT, every position."""
+    from app.engine.loader import load_runner
+    from models.reference import gpt2_logits
+
+    ids = tokenizer.encode(CHECK_TEXT)
+    expected = gpt2_logits(weights, config, ids)
+    runner = load_runner(folder, device="cpu", verify=False)
+    cache = runner.new_cache()
+    actual = runner.forward(np.array([ids]), cache, keep=len(ids))[0].astype(np.float32)
+    diff = np.abs(actual - expected)
+    return {
+        "text_tokens": len(ids),
+        "max_abs_dlogit": float(diff.max()),
+        "top1_agreement": float((actual.argmax(-1) == expected.argmax(-1)).mean()),
+        "relative_error": float(np.linalg.norm(actual - expected) / np.linalg.norm(expected)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", type=Path, help="Hugging Face GPT-2 checkpoint folder")
+    parser.add_argument("out", type=Path, help="model folder to write")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--check", action="store_true",
+                        help="compare with a numpy reference and record the result")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        export_model(args.src, args.out, args.precision, args.check)
+    except GhostpenError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

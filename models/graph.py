@@ -1,0 +1,228 @@
+"""Build Ghostpen's GPT-2 ONNX graph straight from the weights (no torch), ours to make fast.
+
+The graph contract (FORMAT "ghostpen-gqa/1"), B batch, S new tokens, M max_len, V vocab:
+  inputs   input_ids [B, S] int64, position_ids [B, S] int64, seqlens_k [B] int32 (total - 1),
+           total_sequence_length [] int32, num_logits_to_keep [] int64,
+           past_key_N / past_value_N [B, H, M, D] (cache dtype)
+  outputs  logits [B, num_logits_to_keep, V] float32, present_key_N / present_value_N
+The runner binds past_* and present_* to ONE preallocated buffer per tensor, so GQA writes the
+new keys in place and no step copies the cache. Only the last `num_logits_to_keep` positions go
+through the LM head (a third of GPT-2 small's weights), tied to wte.
+
+Precisions: fp32; fp16 (matmuls, attention and cache in fp16; residual stream, LayerNorm and
+logits kept in fp32, where fp16 overflows); int8 / int4 (weight-only MatMulNBits with int8
+activations, accuracy_level 4, and the embedding gathered from the same quantized wte as the
+LM head, so the biggest matrix is stored once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from models.checkpoint import GPT2Config
+
+FORMAT = "ghostpen-gqa/1"
+OPSET = 17
+MS_DOMAIN = "com.microsoft"
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+BLOCK_SIZE = 32
+
+
+@dataclass
+class GraphBuilder:
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
+    counter: int = 0
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], n_out: int = 1, name: str | None = None,
+           outputs: list[str] | None = None, domain: str = "", **attrs: object) -> list[str]:
+        self.counter += 1
+        node_name = name or f"{op_type}_{self.counter}"
+        outs = outputs or [f"{node_name}/out{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=node_name, domain=domain,
+                                           **attrs))
+        return outs
+
+
+def quantize_blockwise(weight_kn: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] fp32 -> packed [N, K/block, block*bits/8] uint8 and scales [N, K/block], symmetric.
+
+    onnxruntime's own C++ block quantizer, so the layout is exactly what MatMulNBits expects.
+    """
+    from onnxruntime.capi._pybind_state import quantize_matmul_4bits, quantize_matmul_8bits
+
+    k, n = weight_kn.shape
+    assert k % BLOCK_SIZE == 0, f"K={k} must be a multiple of {BLOCK_SIZE}"
+    k_blocks = k // BLOCK_SIZE
+    packed = np.zeros((n, k_blocks, BLOCK_SIZE * bits // 8), dtype=np.uint8)
+    scales = np.zeros((n, k_blocks), dtype=np.float32)
+    zero_points = np.zeros((n, (k_blocks * bits + 7) // 8), dtype=np.uint8)
+    quantize = quantize_matmul_8bits if bits == 8 else quantize_matmul_4bits
+    quantize(packed, np.ascontiguousarray(weight_kn, dtype=np.float32), scales, zero_points,
+             BLOCK_SIZE, n, k, True)
+    return packed, scales
+
+
+class _Linear:
+    """y = x @ W + b in the chosen precision; W is the checkpoint's Conv1D weight, [K, N]."""
+
+    def __init__(self, g: GraphBuilder, precision: str) -> None:
+        self.g, self.precision = g, precision
+
+    def __call__(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str,
+                 fuse_gelu: bool = False) -> str:
+        g, k, n = self.g, weight.shape[0], weight.shape[1]
+        if self.precision in ("int8", "int4"):
+            bits = 8 if self.precision == "int8" else 4
+            packed, scales = quantize_blockwise(weight, bits)
+            inputs = [x, g.const(name + ".qweight", packed), g.const(name + ".scales", scales)]
+            if bias is not None and not fuse_gelu:
+                inputs += ["", "", g.const(name + ".bias", bias)]
+            (y,) = g.op("MatMulNBits", inputs, name=name, domain=MS_DOMAIN, K=k, N=n, bits=bits,
+                        block_size=BLOCK_SIZE, accuracy_level=4)
+            if fuse_gelu:
+                assert bias is not None
+                (y,) = g.op("FastGelu", [y, g.const(name + ".gelu_bias", bias)],
+                            domain=MS_DOMAIN)
+            return y
+        dtype = np.float16 if self.precision == "fp16" else np.float32
+        (y,) = g.op("MatMul", [x, g.const(name + ".weight", weight.astype(dtype))], name=name)
+        if bias is not None:
+            b = g.const(name + ".bias", bias.astype(dtype))
+            (y,) = g.op("FastGelu", [y, b], domain=MS_DOMAIN) if fuse_gelu else g.op("Add", [y, b])
+        return y
+
+
+def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: str,
+                source: str = "") -> onnx.ModelProto:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    g = GraphBuilder()
+    c, n_head, d = config.n_embd, config.n_head, config.head_dim
+    eps = config.layer_norm_epsilon
+    act = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.FLOAT
+    act_np = np.float16 if precision == "fp16" else np.float32
+    linear = _Linear(g, precision)
+
+    def to_act(x: str) -> str:  # fp32 residual stream -> matmul dtype
+        return g.op("Cast", [x], to=act)[0] if precision == "fp16" else x
+
+    def to_fp32(x: str) -> str:
+        return g.op("Cast", [x], to=TensorProto.FLOAT)[0] if precision == "fp16" else x
+
+    # Embeddings: x [B, S, C] fp32
+    wte = weights["wte.weight"]
+    if precision in ("int8", "int4"):
+        bits = 8 if precision == "int8" else 4
+        wte_packed, wte_scales = quantize_blockwise(wte.T, bits)  # [V, C/32, 32*bits/8]
+        g.const("wte.qweight", wte_packed)
+        g.const("wte.scales", wte_scales)
+        g.const("wte.gather_scales", wte_scales[:, :, None])  # same rank as the data
+        (tok,) = g.op("GatherBlockQuantized", ["wte.qweight", "input_ids", "wte.gather_scales"],
+                      domain=MS_DOMAIN, bits=bits, block_size=BLOCK_SIZE, gather_axis=0,
+                      quantize_axis=2)
+        (shape_bsc,) = g.op("Concat", [g.op("Shape", ["input_ids"])[0],
+                                       g.const("const.c", np.array([c], np.int64))], axis=0)
+        (tok,) = g.op("Reshape", [tok, shape_bsc])
+    else:
+        g.const("wte.weight", wte.astype(act_np))
+        (tok,) = g.op("Gather", ["wte.weight", "input_ids"])
+        tok = to_fp32(tok)
+    (pos,) = g.op("Gather", [g.const("wpe.weight", weights["wpe.weight"]), "position_ids"])
+    (x,) = g.op("Add", [tok, pos], name="embed")
+
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "seq"]),
+        helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
+        helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+        helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []),
+    ]
+    outputs = []
+    cache_shape = ["batch", n_head, "max_len", d]
+
+    def layer_norm(x: str, prefix: str) -> str:
+        (y,) = g.op("LayerNormalization", [x, g.const(prefix + ".weight", weights[prefix +
+                    ".weight"]), g.const(prefix + ".bias", weights[prefix + ".bias"])],
+                    axis=-1, epsilon=eps)
+        return y
+
+    def skip_layer_norm(delta: str, residual: str, bias: np.ndarray, prefix: str,
+                        bias_name: str) -> tuple[str, str]:
+        """(LayerNorm(residual + delta + bias), residual + delta + bias) in one fused op."""
+        normed, _, _, summed = g.op(
+            "SkipLayerNormalization",
+            [delta, residual, g.const(prefix + ".weight", weights[prefix + ".weight"]),
+             g.const(prefix + ".bias", weights[prefix + ".bias"]), g.const(bias_name, bias)],
+            n_out=4, domain=MS_DOMAIN, epsilon=eps)
+        return normed, summed
+
+    h = layer_norm(x, "h.0.ln_1")
+    for i in range(config.n_layer):
+        p = f"h.{i}."
+        qkv = linear(to_act(h), weights[p + "attn.c_attn.weight"], weights[p + "attn.c_attn.bias"],
+                     p + "attn.c_attn")
+        q, k, v = g.op("Split", [qkv, g.const(p + "split", np.array([c, c, c], np.int64))],
+                       n_out=3, axis=-1)
+        past_k, past_v, present_k, present_v = (f"past_key_{i}", f"past_value_{i}",
+                                                f"present_key_{i}", f"present_value_{i}")
+        (attn, _, _) = g.op(
+            "GroupQueryAttention",
+            [q, k, v, past_k, past_v, "seqlens_k", "total_sequence_length"],
+            outputs=[p + "attn/out", present_k, present_v], name=p + "attn",
+            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head)
+        for name in (past_k, past_v):
+            inputs.append(helper.make_tensor_value_info(name, act, cache_shape))
+        for name in (present_k, present_v):
+            outputs.append(helper.make_tensor_value_info(name, act, cache_shape))
+        # c_proj's bias is folded into the SkipLayerNorm that follows.
+        a = to_fp32(linear(attn, weights[p + "attn.c_proj.weight"], None, p + "attn.c_proj"))
+        h, x = skip_layer_norm(a, x, weights[p + "attn.c_proj.bias"], p + "ln_2",
+                               p + "attn.c_proj.bias")
+        m = linear(to_act(h), weights[p + "mlp.c_fc.weight"], weights[p + "mlp.c_fc.bias"],
+                   p + "mlp.c_fc", fuse_gelu=True)
+        m = to_fp32(linear(m, weights[p + "mlp.c_proj.weight"], None, p + "mlp.c_proj"))
+        next_norm = f"h.{i + 1}.ln_1" if i + 1 < config.n_layer else "ln_f"
+        h, x = skip_layer_norm(m, x, weights[p + "mlp.c_proj.bias"], next_norm,
+                               p + "mlp.c_proj.bias")
+
+    # Only the last num_logits_to_keep positions reach the LM head: [B, n, C].
+    (start,) = g.op("Neg", ["num_logits_to_keep"])
+    (start,) = g.op("Unsqueeze", [start, g.const("axes0", np.array([0], np.int64))])
+    (h,) = g.op("Slice", [h, start, g.const("slice.end", np.array([2**62], np.int64)),
+                          g.const("slice.axis", np.array([1], np.int64))])
+    if precision in ("int8", "int4"):
+        bits = 8 if precision == "int8" else 4
+        g.op("MatMulNBits", [h, "wte.qweight", "wte.scales"], outputs=["logits"],
+             name="lm_head", domain=MS_DOMAIN, K=c, N=config.vocab_size, bits=bits,
+             block_size=BLOCK_SIZE, accuracy_level=4)
+    else:
+        # Gemm with transB reads wte as stored: the LM head stays tied, no transposed copy.
+        (flat,) = g.op("Reshape", [to_act(h), g.const("shape.flat", np.array([-1, c], np.int64))])
+        (flat_logits,) = g.op("Gemm", [flat, "wte.weight"], transB=1, name="lm_head")
+        (shape_out,) = g.op("Concat", [
+            g.op("Slice", [g.op("Shape", [h])[0], g.const("s0", np.array([0], np.int64)),
+                           g.const("s2", np.array([2], np.int64))])[0],
+            g.const("const.v", np.array([config.vocab_size], np.int64))], axis=0)
+        g.op("Reshape", [to_fp32(flat_logits), shape_out], outputs=["logits"])
+    outputs.insert(0, helper.make_tensor_value_info(
+        "logits", TensorProto.FLOAT, ["batch", "kept", config.vocab_size]))
+
+    graph = helper.make_graph(g.nodes, "ghostpen_gpt2", inputs, outputs, g.initializers)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+        producer_name="ghostpen", producer_version=FORMAT)
+    model.ir_version = 9
+    helper.set_model_props(model, {"ghostpen_format": FORMAT, "precision": precision,
+                                   "source": source, "n_layer": str(config.n_layer),
+                                   "n_head": str(n_head), "n_embd": str(c),
+                                   "n_positions": str(config.n_positions)})
+    return model
