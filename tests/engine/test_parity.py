@@ -1,0 +1,70 @@
+"""Our fp32 graph against Hugging Face transformers on the same random weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.engine.engine import load_engine
+from app.engine.loader import load_runner
+from app.engine.sampling_params import GREEDY
+from tests.engine.hf_reference import hf_greedy, hf_logits, load_hf_model
+
+PRESETS = ["tiny", pytest.param("gpt2", marks=pytest.mark.slow)]
+
+
+def prompt_ids(n: int, seed: int = 0) -> list[int]:
+    return [int(i) for i in np.random.default_rng(seed).integers(0, 50256, n)]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_logits_match_transformers_on_short_medium_and_long_prompts(
+        preset: str, model_cache: Callable[..., Path]) -> None:
+    hf = load_hf_model(model_cache(preset))
+    runner = load_runner(model_cache(preset, "fp32"), device="cpu")
+    for length in (5, 200, 900):
+        ids = prompt_ids(length, seed=length)
+        cache = runner.new_cache()
+        ours = runner.forward(np.array([ids]), cache, keep=length)[0]
+        theirs = hf_logits(hf, ids)
+        assert np.abs(ours - theirs).max() <= 1e-3, f"{length} tokens"
+        assert (ours.argmax(-1) == theirs.argmax(-1)).all()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_64_greedy_tokens_equal_transformers(preset: str,
+                                             model_cache: Callable[..., Path]) -> None:
+    hf = load_hf_model(model_cache(preset))
+    engine = load_engine(model_cache(preset, "fp32"), device="cpu")
+    ids = prompt_ids(12, seed=1)
+    ours = [e.token_id for e in engine.generator.generate(ids, GREEDY.replace(max_new_tokens=64))]
+    assert ours == hf_greedy(hf, ids, 64)
+    assert len(set(ours)) > 3, "the random weights should not repeat one token"
+
+
+def test_prefix_reuse_gives_the_same_tokens_as_a_fresh_run(tiny_model: Path) -> None:
+    params = GREEDY.replace(max_new_tokens=24)
+    first, second = prompt_ids(40, seed=2), prompt_ids(10, seed=3)
+    reused = load_engine(tiny_model, device="cpu")
+    list(reused.generator.generate(first, params))
+    with_reuse = [e.token_id for e in reused.generator.generate(first + second, params)]
+    assert reused.last_stats.reused_tokens == 40  # only the 10 new tokens ran
+    fresh = load_engine(tiny_model, device="cpu")
+    without = [e.token_id for e in fresh.generator.generate(first + second, params)]
+    assert fresh.last_stats.reused_tokens == 0
+    assert with_reuse == without
+
+
+def test_single_token_steps_match_one_long_prefill(tiny_model: Path) -> None:
+    """The KV cache written step by step gives the same logits as one pass over all tokens."""
+    runner = load_runner(tiny_model, device="cpu")
+    ids = prompt_ids(30, seed=4)
+    whole = runner.forward(np.array([ids]), runner.new_cache(), keep=30)[0].copy()
+    cache = runner.new_cache()
+    runner.forward(np.array([ids[:10]]), cache)
+    runner.forward(np.array([ids[10:17]]), cache)  # a chunk on top of a cache
+    steps = [runner.forward(np.array([[t]]), cache)[0, -1].copy() for t in ids[17:]]
+    np.testing.assert_allclose(np.array(steps), whole[17:], atol=1e-4)
