@@ -1,0 +1,133 @@
+"""What generate / suggest / candidates promise, on a real tiny model."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.engine.engine import Engine, load_engine
+from app.engine.generator import context_window
+from app.engine.sampling_params import GREEDY, SamplingParams
+
+PROMPT = "The lighthouse keeper climbed the stairs"
+
+
+@pytest.fixture()
+def engine(tiny_model: Path) -> Engine:
+    return load_engine(tiny_model, device="cpu")
+
+
+def text_of(events: list) -> str:  # noqa: ANN001 - TokenEvents
+    return "".join(e.text for e in events)
+
+
+def test_same_seed_same_text_other_seed_other_text(engine: Engine) -> None:
+    params = SamplingParams(seed=11, max_new_tokens=40, temperature=1.0)
+    first = text_of(list(engine.generate(PROMPT, params)))
+    again = text_of(list(engine.generate(PROMPT, params)))
+    other = text_of(list(engine.generate(PROMPT, params.replace(seed=12))))
+    assert first == again
+    assert first != other
+
+
+def test_events_carry_probability_and_alternatives(engine: Engine) -> None:
+    events = list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=5)))
+    for event in events:
+        assert 0 < event.p <= 1
+        assert len(event.alternatives) == 10
+        probs = [a.p for a in event.alternatives]
+        assert probs == sorted(probs, reverse=True)
+        assert event.alternatives[0].token_id == event.token_id  # greedy takes the top one
+        assert event.alternatives[0].p == pytest.approx(event.p)
+
+
+def test_stop_string_ends_generation_before_it(engine: Engine) -> None:
+    free = text_of(list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=30))))
+    stop = free[10:14]
+    events = list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=30,
+                                                          stop_strings=(stop,))))
+    assert text_of(events) == free[: free.index(stop)]
+    assert engine.last_stats.stop_reason == "stop_string"
+
+
+def test_banned_string_never_appears_and_the_rest_is_unchanged(engine: Engine) -> None:
+    free = text_of(list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=30))))
+    banned = free.split()[2]  # a word greedy decoding writes
+    events = list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=30,
+                                                          banned_strings=(banned,))))
+    text = text_of(events)
+    assert banned not in text
+    # Only the token where the banned word began is replaced (GPT-2 tokens carry the space
+    # before a word, so that space may change too); everything before it stays.
+    assert text.startswith(free[: free.index(banned)].rstrip())
+    assert len(events) == 30
+
+
+def test_cancel_stops_between_tokens(engine: Engine) -> None:
+    cancel = threading.Event()
+    got = []
+    for event in engine.generate(PROMPT, GREEDY.replace(max_new_tokens=100), cancel):
+        got.append(event)
+        if len(got) == 3:
+            cancel.set()
+    assert len(got) == 3
+    assert engine.last_stats.stop_reason == "cancelled"
+
+
+def test_max_new_tokens_and_eos(engine: Engine) -> None:
+    assert len(list(engine.generate(PROMPT, GREEDY.replace(max_new_tokens=7)))) == 7
+    eos = engine.tokenizer.eos_id
+    events = list(engine.generate(PROMPT, GREEDY.replace(logit_bias={eos: 100.0})))
+    assert events == [] and engine.last_stats.stop_reason == "eos"
+
+
+def test_suggestions_are_distinct_batched_and_reuse_the_document(engine: Engine) -> None:
+    document = PROMPT + " every evening and"
+    list(engine.generate(document, GREEDY.replace(max_new_tokens=1)))
+    suggestions = engine.suggest(document + " lit", SamplingParams(seed=5), n_alternatives=3,
+                                 max_tokens=8)
+    assert len(suggestions) == 3
+    assert len({s.events[0].token_id for s in suggestions}) == 3  # differ from the first token
+    assert all(1 <= len(s.events) <= 8 for s in suggestions)
+    assert all(s.text == text_of(list(s.events)) for s in suggestions)
+    # only " lit" was new: the rest of the document came from the cache
+    assert engine.last_stats.reused_tokens == engine.count_tokens(document)
+
+
+def test_greedy_suggestions_start_with_the_most_likely_tokens(engine: Engine) -> None:
+    candidates = engine.candidates(PROMPT, GREEDY, top_n=3)
+    suggestions = engine.suggest(PROMPT, GREEDY, n_alternatives=3, max_tokens=4)
+    assert [s.events[0].token_id for s in suggestions] == [c.token_id for c in candidates]
+
+
+def test_cancelled_suggestion_returns_nothing(engine: Engine) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    assert engine.suggest(PROMPT, SamplingParams(), cancel=cancel) == []
+
+
+def test_candidates_show_what_the_chain_keeps(engine: Engine) -> None:
+    top3 = engine.candidates(PROMPT, SamplingParams(top_k=3, top_p=1.0, min_p=0.0), top_n=10)
+    assert [c.kept for c in top3] == [True] * 3 + [False] * 7
+    assert sum(c.p_final for c in top3) == pytest.approx(1.0)
+    greedy = engine.candidates(PROMPT, GREEDY, top_n=5)
+    assert [c.kept for c in greedy] == [True, False, False, False, False]
+
+
+def test_context_window_keeps_the_end_and_moves_in_quarter_steps() -> None:
+    ids = list(range(1500))
+    window = context_window(ids, n_ctx=1024, room=100)
+    assert window[-1] == 1499 and len(window) <= 924
+    assert window[0] % 256 == 0
+    # typing a few more tokens keeps the same start, so the cache stays valid
+    assert context_window([*ids, 1, 2, 3], 1024, 100)[0] == window[0]
+    assert context_window(list(range(10)), 1024, 100) == list(range(10))
+
+
+def test_generation_past_the_context_slides_instead_of_failing(engine: Engine) -> None:
+    prompt = " ".join(["word"] * 1000)
+    events = list(engine.generate(prompt, SamplingParams(seed=1, max_new_tokens=300)))
+    assert len(events) == 300 or engine.last_stats.stop_reason == "eos"
+    assert engine.generator.cache.pos <= engine.info.n_ctx
