@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from app.engine.engine import Engine, load_engine
+from app.engine.events import TokenEvent
 from app.engine.generator import context_window
 from app.engine.sampling_params import GREEDY, SamplingParams
 
@@ -19,7 +21,7 @@ def engine(tiny_model: Path) -> Engine:
     return load_engine(tiny_model, device="cpu")
 
 
-def text_of(events: list) -> str:  # noqa: ANN001 - TokenEvents
+def text_of(events: Iterable[TokenEvent]) -> str:
     return "".join(e.text for e in events)
 
 
