@@ -1,0 +1,216 @@
+"""`python -m app bench`: GPT-2 speed on this machine, ours against transformers + torch.
+
+Each measurement runs in a fresh subprocess (so peak RSS is that configuration's alone) on a
+seeded random checkpoint at real GPT-2 shapes: speed depends on shapes, not on the weights.
+Rows: prefill of a 512-token prompt (ms), decode of 128 tokens after a 32-token prompt and of
+64 tokens after an 896-token prompt (tok/s, greedy, through the same generate() the app uses),
+peak RSS (MB), model size on disk (MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PROMPT_SEED = 1234
+
+
+def _prompt_ids(n: int) -> list[int]:
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng(PROMPT_SEED).integers(0, 50256, n)]
+
+
+def _peak_rss_mb() -> float:
+    """This process's high-water mark. Not ru_maxrss: that survives exec, so a worker started
+    by a parent that had just converted a model would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def _folder_mb(folder: Path, names: tuple[str, ...] | None = None) -> float:
+    files = [p for p in folder.iterdir() if p.is_file() and (names is None or p.name in names)]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def measure_ours(model: Path, threads: int) -> dict[str, Any]:
+    import numpy as np
+
+    from app.engine.engine import load_engine
+    from app.engine.sampling_params import GREEDY
+
+    engine = load_engine(model, device="cpu", threads=threads)
+    gen = engine.generator
+    long_ids = _prompt_ids(1024)
+    gen.feed(long_ids[:64])  # warm-up: first runs allocate
+    prefill = []
+    for _ in range(3):
+        gen.cache.reset()
+        started = time.perf_counter()
+        gen.feed(long_ids[:512])
+        prefill.append((time.perf_counter() - started) * 1000)
+
+    def decode(prompt_len: int, n: int) -> float:
+        gen.cache.reset()
+        params = GREEDY.replace(max_new_tokens=n)
+        events = list(gen.generate(long_ids[:prompt_len], params))
+        assert len(events) == n or gen.last_stats.stop_reason == "eos"
+        return gen.last_stats.decode_tok_s
+
+    decode(32, 16)
+    return {
+        "prefill_512_ms": float(np.median(prefill)),
+        "decode_32_tok_s": decode(32, 128),
+        "decode_900_tok_s": decode(896, 64),
+        "peak_rss_mb": _peak_rss_mb(),
+        "model_mb": _folder_mb(model, ("model.onnx", "model.onnx.data")),
+        "provider": engine.info.provider,
+    }
+
+
+def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.set_num_threads(threads)
+    model = GPT2LMHeadModel.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
+    ids = torch.tensor([_prompt_ids(1024)])
+    with torch.inference_mode():
+        model(ids[:, :64])
+        prefill = []
+        for _ in range(3):
+            started = time.perf_counter()
+            model(ids[:, :512])
+            prefill.append((time.perf_counter() - started) * 1000)
+
+        def decode(prompt_len: int, n: int) -> float:
+            out = model(ids[:, :prompt_len], use_cache=True)
+            started = time.perf_counter()
+            for _ in range(n):
+                token = out.logits[:, -1:].argmax(-1)
+                out = model(token, past_key_values=out.past_key_values, use_cache=True)
+            return n / (time.perf_counter() - started)
+
+        decode(32, 8)
+        return {
+            "prefill_512_ms": float(np.median(prefill)),
+            "decode_32_tok_s": decode(32, 128),
+            "decode_900_tok_s": decode(896, 64),
+            "peak_rss_mb": _peak_rss_mb(),
+            "model_mb": _folder_mb(checkpoint, ("model.safetensors",)),
+            "provider": f"torch {torch.__version__}",
+        }
+
+
+def _prepare(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, Path]:
+    from models.export import export_model
+    from models.random import write_random_checkpoint
+
+    checkpoint = cache_dir / f"{preset}-checkpoint"
+    if not (checkpoint / "model.safetensors").exists():
+        print(f"making a random {preset} checkpoint in {checkpoint}", file=sys.stderr)
+        write_random_checkpoint(preset, checkpoint, seed=0)
+    folders = {"checkpoint": checkpoint}
+    for precision in precisions:
+        folder = cache_dir / f"{preset}-{precision}"
+        if not (folder / "manifest.json").exists():
+            print(f"converting to {precision}", file=sys.stderr)
+            export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
+        folders[precision] = folder
+    return folders
+
+
+def _run_worker(kind: str, folder: Path, threads: int) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "bench", "--worker", kind, "--folder", str(folder),
+         "--threads", str(threads)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if result.returncode != 0:
+        raise RuntimeError(f"{kind} benchmark failed: {result.stderr.strip()[-400:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
+            f"onnxruntime {onnxruntime.__version__}")
+
+
+def format_table(rows: dict[str, dict[str, Any]], threads: int) -> str:
+    torch_row = rows.get("transformers+torch fp32")
+    lines = [
+        f"| engine, {threads} threads, batch 1 | prefill 512 (ms) | decode @32 (tok/s) | "
+        "decode @900 (tok/s) | @900 / @32 | peak RSS (MB) | model (MB) | decode vs torch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows.items():
+        ratio = f"{r['decode_32_tok_s'] / torch_row['decode_32_tok_s']:.1f}×" if torch_row else ""
+        lines.append(
+            f"| {name} | {r['prefill_512_ms']:.0f} | {r['decode_32_tok_s']:.0f} | "
+            f"{r['decode_900_tok_s']:.0f} | {r['decode_900_tok_s'] / r['decode_32_tok_s']:.0%} | "
+            f"{r['peak_rss_mb']:.0f} | {r['model_mb']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def bench_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="gpt2")
+    parser.add_argument("--precisions", default="int8,int4,fp32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-torch", action="store_true", help="skip transformers + torch")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        measure = measure_ours if args.worker == "ours" else measure_torch
+        print(json.dumps(measure(args.folder, args.threads)))
+        return 0
+    if args.cache_dir is None:
+        from platformdirs import user_cache_dir
+
+        args.cache_dir = Path(user_cache_dir("ghostpen")) / "bench"
+    precisions = [p for p in args.precisions.split(",") if p]
+    folders = _prepare(args.cache_dir, args.preset, precisions)
+    rows: dict[str, dict[str, Any]] = {}
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError:
+            print("transformers + torch not installed: skipping that row "
+                  "(pip install -e '.[test]')", file=sys.stderr)
+        else:
+            rows["transformers+torch fp32"] = _run_worker("torch", folders["checkpoint"],
+                                                          args.threads)
+    for precision in precisions:
+        rows[f"Ghostpen {precision}"] = _run_worker("ours", folders[precision], args.threads)
+    print(f"{args.preset}, {machine_description()}")
+    print(format_table(rows, args.threads))
+    return 0
