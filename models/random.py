@@ -61,10 +61,12 @@ def write_random_checkpoint(
 
     config = PRESETS[preset]
     out.mkdir(parents=True, exist_ok=True)
+    # One metadata key only: safetensors writes them in hash order, and the same seed should
+    # give the same bytes. The seed goes into config.json instead.
     save_file(random_weights(config, seed, init_std), str(out / "model.safetensors"),
-              metadata={"format": "np", "ghostpen_random_seed": str(seed),
-                        "ghostpen_init_std": str(init_std)})
-    (out / "config.json").write_text(json.dumps(config.to_hf_json(), indent=2), "utf-8")
+              metadata={"format": "np"})
+    hf_config = {**config.to_hf_json(), "ghostpen_random": {"seed": seed, "init_std": init_std}}
+    (out / "config.json").write_text(json.dumps(hf_config, indent=2), "utf-8")
     for name in ("vocab.json", "merges.txt"):
         shutil.copyfile(RESOURCES_DIR / "gpt2" / name, out / name)
     return config
