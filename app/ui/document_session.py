@@ -1,0 +1,175 @@
+"""The document in the editor: its file, New/Open/Save/Save As, the unsaved-changes question,
+and the autosave that recovers text after a crash. Dialogs open over `window`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from app.engine.errors import GhostpenError
+from app.paths import recovery_dir
+from app.ui.documents import FILE_FILTER, Autosave, read_text, write_text_atomic
+from app.ui.editor import Editor
+from app.ui.settings import Settings
+
+
+class DocumentSession(QObject):
+    path_changed = Signal()  # the file name to show changed
+    message = Signal(str)  # one line for the status bar
+    replacing = Signal()  # the text is about to be replaced wholesale: stop writing into it
+
+    def __init__(self, editor: Editor, settings: Settings, window: QWidget) -> None:
+        super().__init__(window)
+        self.editor = editor
+        self.settings = settings
+        self.window = window
+        self.path: Path | None = None
+        self.autosave = Autosave(recovery_dir())
+        self._dirty = False  # changed since the last autosave
+        editor.document().contentsChanged.connect(self._mark_dirty)
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.autosave_now)
+        self._timer.start(max(100, int(float(settings.get("autosave_interval_s")) * 1000)))
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else "Untitled"
+
+    def is_modified(self) -> bool:
+        return self.editor.document().isModified()
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def new(self) -> bool:
+        if not self.maybe_save():
+            return False
+        self._load("", None)
+        return True
+
+    def open(self, path: Path | None = None) -> bool:
+        if not self.maybe_save():
+            return False
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self.window, "Open", self._start_dir(),
+                                                    FILE_FILTER)
+            if not chosen:
+                return False
+            path = Path(chosen)
+        try:
+            text = read_text(path)
+        except GhostpenError as error:
+            self.message.emit(str(error))
+            QMessageBox.warning(self.window, "Open", str(error))
+            return False
+        self._load(text, path)
+        self._remember(path)
+        self.message.emit(f"Opened {path.name}.")
+        return True
+
+    def save(self) -> bool:
+        return self.save_as() if self.path is None else self._write(self.path)
+
+    def save_as(self) -> bool:
+        suggested = str(self.path or Path(self._start_dir()) / "Untitled.txt")
+        chosen, chosen_filter = QFileDialog.getSaveFileName(self.window, "Save As", suggested,
+                                                            FILE_FILTER)
+        if not chosen:
+            return False
+        path = Path(chosen)
+        if not path.suffix:
+            path = path.with_suffix(".md" if chosen_filter == "Markdown (*.md)" else ".txt")
+        return self._write(path)
+
+    def maybe_save(self) -> bool:
+        """Ask before unsaved changes are lost; False means the person cancelled."""
+        if not self.is_modified():
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self.window, "Unsaved Changes", f"Save the changes to {self.name}?",
+            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+        if answer == buttons.Save:
+            return self.save()
+        return answer == buttons.Discard
+
+    def close(self, keep_unsaved: bool = False) -> None:
+        """End the session. By default nothing is left to recover (the person saved or chose
+        to discard); with `keep_unsaved`, unsaved text stays in the autosave for next time."""
+        self._timer.stop()
+        if keep_unsaved and self.is_modified():
+            self._dirty = True
+            self.autosave_now()
+            self.autosave.lock.unlock()
+        else:
+            self.autosave.close()
+
+    # --- autosave and recovery ----------------------------------------------------------------
+
+    def autosave_now(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        if not self.is_modified():
+            self.autosave.clear()
+            return
+        try:
+            self.autosave.save(self.editor.toPlainText(), self.path)
+        except GhostpenError as error:
+            self.message.emit(f"Autosave failed: {error}")
+
+    def recover(self) -> bool:
+        """Bring back the newest text a crashed session left; True when there was some."""
+        found = self.autosave.recoverable()
+        if not found:
+            return False
+        recovery = found[0]
+        self.editor.set_text(recovery.text)
+        self.path = recovery.document_path
+        self.editor.document().setModified(True)
+        self._dirty = True
+        self.autosave_now()  # safe in this session's file before the old one goes
+        self.autosave.discard(recovery)
+        self.path_changed.emit()
+        more = f" ({len(found) - 1} more next time)" if len(found) > 1 else ""
+        self.message.emit(f"Recovered unsaved text: {recovery.describe()}{more}. Save it to "
+                          "keep it.")
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _write(self, path: Path) -> bool:
+        try:
+            write_text_atomic(path, self.editor.toPlainText())
+        except GhostpenError as error:
+            self.message.emit(str(error))
+            QMessageBox.warning(self.window, "Save", str(error))
+            return False
+        self.path = path
+        self.editor.document().setModified(False)
+        self.autosave.clear()
+        self._dirty = False
+        self._remember(path)
+        self.path_changed.emit()
+        self.message.emit(f"Saved {path.name}.")
+        return True
+
+    def _load(self, text: str, path: Path | None) -> None:
+        self.replacing.emit()
+        self.editor.set_text(text)
+        self.path = path
+        self.editor.document().setModified(False)
+        self.autosave.clear()
+        self._dirty = False
+        self.path_changed.emit()
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def _remember(self, path: Path) -> None:
+        self.settings.add_recent_file(path)
+        self.settings.set("last_dir", str(path.parent))
+
+    def _start_dir(self) -> str:
+        return self.settings.get("last_dir") or str(Path.home())

@@ -1,0 +1,101 @@
+"""Generate, Stop and Regenerate: turns the worker's token signals into edits of the editor.
+
+Only the answer to the newest request is used: a token, end or error tagged with any other id
+(say, from a run that was just stopped and whose last signals are still queued) is dropped, so
+nothing appears after Stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from app.engine.events import GenerationStats, TokenEvent
+from app.engine.sampling_params import SamplingParams
+from app.ui.editor import Editor
+from app.ui.worker import EngineWorker
+
+
+class GenerationController(QObject):
+    running_changed = Signal(bool)
+    finished = Signal(object)  # GenerationStats, also for a stopped run
+    failed = Signal(str)
+
+    def __init__(self, worker: EngineWorker, editor: Editor,
+                 params_for_run: Callable[[], SamplingParams], parent: QObject | None = None
+                 ) -> None:
+        super().__init__(parent)
+        self._worker = worker
+        self._editor = editor
+        self._params_for_run = params_for_run
+        self._active: int | None = None
+        self._stopped: int | None = None
+        worker.token_generated.connect(self._on_token)
+        worker.generation_finished.connect(self._on_finished)
+        worker.generation_failed.connect(self._on_failed)
+        editor.regenerate_requested.connect(self.generate_range)
+
+    @property
+    def running(self) -> bool:
+        return self._active is not None
+
+    def generate(self) -> None:
+        """Continue the text at the cursor."""
+        if self.running:
+            self.stop()
+        at = self._editor.insertion_point()
+        self.generate_range(at, at)
+
+    def regenerate(self) -> None:
+        """Replace the last generation with a new one; without one, generate at the cursor."""
+        if self.running:
+            self.stop()
+        last = self._editor.last_generation()
+        if last is None:
+            self.generate()
+        else:
+            self.generate_range(*last)
+
+    def generate_range(self, start: int, end: int) -> None:
+        """Replace [start, end) (empty: insert at start) with a generation, as one undo step."""
+        if self.running:
+            self.stop()
+        params = self._params_for_run()
+        prompt = self._editor.text_before(start)
+        self._editor.begin_generation(start, end if end > start else None)
+        self._active = self._worker.generate(prompt, params)
+        self.running_changed.emit(True)
+
+    def stop(self) -> None:
+        """End the run now: the text stays as it is, and later tokens of this run are dropped."""
+        if self._active is None:
+            return
+        self._worker.stop()
+        self._stopped, self._active = self._active, None
+        self._editor.end_generation()
+        self.running_changed.emit(False)
+
+    def _on_token(self, request_id: int, event: TokenEvent) -> None:
+        if request_id == self._active:
+            self._editor.append_token(event)
+
+    def _on_finished(self, request_id: int, stats: GenerationStats) -> None:
+        if request_id == self._stopped:
+            self._stopped = None
+            self.finished.emit(stats)
+            return
+        if request_id != self._active:
+            return
+        self._active = None
+        self._editor.end_generation()
+        self.running_changed.emit(False)
+        self.finished.emit(stats)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id != self._active:
+            return
+        self._active = None
+        self._editor.end_generation()
+        self.running_changed.emit(False)
+        self.failed.emit(message)

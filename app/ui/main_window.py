@@ -1,0 +1,519 @@
+"""The writing window: editor, sampling panel, status bar, menus; documents and settings.
+
+The window owns one EngineWorker and gets engines only through its `engine_factory`
+(device -> TextEngine), called on the worker thread. Everything here runs on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QGuiApplication,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFontDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.engine.errors import GhostpenError
+from app.engine.events import Candidate, EngineInfo, GenerationStats
+from app.engine.sampling_params import SamplingParams
+from app.paths import models_dir
+from app.ui.document_session import DocumentSession
+from app.ui.editor import Editor
+from app.ui.engines import (
+    DEVICES,
+    EngineFactory,
+    default_engine_factory,
+    short_provider,
+)
+from app.ui.generation import GenerationController
+from app.ui.menus import WindowMenus
+from app.ui.notice import Notice
+from app.ui.presets import PresetStore
+from app.ui.sampling_panel import SamplingPanel
+from app.ui.settings import DEFAULTS, Settings
+from app.ui.shortcuts_dialog import ShortcutsDialog
+from app.ui.theme import THEMES, apply_theme, writing_font
+from app.ui.worker import EngineWorker
+
+PREVIEW_DELAY_MS = 100
+STATUS_MS = 8000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None,
+                 engine_factory: EngineFactory | None = None) -> None:
+        super().__init__()
+        self.setObjectName("main-window")
+        self.settings = settings or Settings()
+        self._engine_factory = engine_factory or default_engine_factory(
+            lambda: self.settings.get("last_model"))
+        self.engine_info: EngineInfo | None = None
+        self._closed = False
+        self._preview_id = 0
+
+        self.worker = EngineWorker(self)
+        self.editor = Editor(self)
+        self.panel = SamplingPanel(PresetStore(self.settings.get("presets")), self)
+        self.generation = GenerationController(self.worker, self.editor,
+                                               self.panel.params_for_run, self)
+        self.document = DocumentSession(self.editor, self.settings, self)
+
+        self._make_actions()
+        self.notice = Notice([self.open_models_folder_action, self.reload_model_action], self)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.editor, 1)
+        self.setCentralWidget(central)
+        self.dock = QDockWidget("Sampling", self)
+        self.dock.setObjectName("sampling-dock")
+        self.dock.setWidget(self.panel)
+        self.dock.setMinimumWidth(300)
+        self.dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                              | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self._make_status_bar()
+        self.panel_action = self.dock.toggleViewAction()
+        self.panel_action.setText("&Sampling Panel")
+        self.panel_action.setShortcut(QKeySequence("F9"))
+        self.panel_action.setStatusTip("Show or hide the sampling settings")
+        self.menus = WindowMenus(self)
+        self.menus.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
+        self.menus.device_group.triggered.connect(lambda a: self.set_device(a.data()))
+
+        self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._request_preview)
+        self._wire()
+        self._restore_settings()
+        self._update_title()
+        self._update_actions()
+        self.document.recover()
+        self.load_engine()
+
+    # --- construction -------------------------------------------------------------------------
+
+    def _action(self, text: str, shortcut: str | QKeySequence.StandardKey | list[str],
+                slot: Callable[..., object], tip: str, checkable: bool = False,
+                icon: QStyle.StandardPixmap | None = None) -> QAction:
+        action = QAction(text, self)
+        if isinstance(shortcut, list):
+            action.setShortcuts([QKeySequence(s) for s in shortcut])
+        elif shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{tip} ({keys})" if keys else tip)
+        action.setCheckable(checkable)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        action.triggered.connect(slot)
+        return action
+
+    def _make_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.new_action = self._action("&New", QKeySequence.StandardKey.New, self.document.new,
+                                       "Start a new, empty document", icon=sp.SP_FileIcon)
+        self.open_action = self._action("&Open…", QKeySequence.StandardKey.Open,
+                                        lambda: self.document.open(),
+                                        "Open a text or Markdown file",
+                                        icon=sp.SP_DialogOpenButton)
+        self.save_action = self._action("&Save", QKeySequence.StandardKey.Save, self.document.save,
+                                        "Save the document", icon=sp.SP_DialogSaveButton)
+        self.save_as_action = self._action("Save &As…", "Ctrl+Shift+S", self.document.save_as,
+                                           "Save the document under a new name")
+        self.clear_recent_action = self._action("&Clear Recent Files", "Ctrl+Alt+Shift+C",
+                                                self.clear_recent, "Forget the recent files")
+        self.quit_action = self._action("&Quit", "Ctrl+Q", self.close, "Close Ghostpen")
+
+        self.undo_action = self._action("&Undo", QKeySequence.StandardKey.Undo, self.editor.undo,
+                                        "Undo the last change; a whole generation is one step")
+        self.redo_action = self._action("&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], self.editor.redo,
+                                        "Redo what was undone")
+        self.cut_action = self._action("Cu&t", QKeySequence.StandardKey.Cut, self.editor.cut,
+                                       "Cut the selection")
+        self.copy_action = self._action("&Copy", QKeySequence.StandardKey.Copy, self.editor.copy,
+                                        "Copy the selection")
+        self.paste_action = self._action("&Paste", QKeySequence.StandardKey.Paste,
+                                         self.editor.paste, "Paste at the cursor")
+        self.select_all_action = self._action("Select &All", QKeySequence.StandardKey.SelectAll,
+                                              self.editor.selectAll, "Select the whole document")
+
+        self.generate_action = self._action("&Generate", ["Ctrl+Return", "Ctrl+Enter"],
+                                            self.generation.generate,
+                                            "Let the model continue the text at the cursor",
+                                            icon=sp.SP_MediaPlay)
+        self.stop_action = self._action("&Stop", "Esc", self.generation.stop,
+                                        "Stop generating now", icon=sp.SP_MediaStop)
+        self.regenerate_action = self._action("&Regenerate", "Ctrl+R",
+                                              self.generation.regenerate,
+                                              "Replace the last generation with a new one",
+                                              icon=sp.SP_BrowserReload)
+        self.alternatives_action = self._action("Show &Alternatives", "Ctrl+Shift+A",
+                                                self.show_alternatives,
+                                                "Show the alternatives for the generated token "
+                                                "at the cursor")
+        self.token_view_action = self._action("&Token Colours", "Ctrl+T", self.set_token_view,
+                                              "Colour generated tokens by their probability; "
+                                              "hover one to see its alternatives",
+                                              checkable=True)
+
+        self.distribution_action = self._action("&Distribution", "Ctrl+Shift+D",
+                                                self._set_distribution_visible,
+                                                "Show the next-token chances at the cursor",
+                                                checkable=True)
+        self.distribution_action.setChecked(True)
+        self.font_action = self._action("&Font…", "Ctrl+Shift+F", self.choose_font,
+                                        "Choose the editor font")
+        self.zoom_in_action = self._action("&Larger Text", ["Ctrl++", "Ctrl+="],
+                                           lambda: self.change_font_size(1), "Larger text")
+        self.zoom_out_action = self._action("S&maller Text", "Ctrl+-",
+                                            lambda: self.change_font_size(-1), "Smaller text")
+        self.zoom_reset_action = self._action("&Normal Size", "Ctrl+0",
+                                              lambda: self.change_font_size(0),
+                                              "The default text size")
+        self.full_screen_action = self._action("F&ull Screen", "F11", self._toggle_full_screen,
+                                               "Fill the screen", checkable=True)
+
+        self.models_action = self._action("&Manage Models…", "Ctrl+M", self.open_models_dialog,
+                                          "Install, choose and remove models")
+        self.reload_model_action = self._action("&Reload Model", "F5", self.load_engine,
+                                                "Load the model again (for example after adding "
+                                                "one)")
+        self.open_models_folder_action = self._action("Open Models &Folder", "Ctrl+Alt+M",
+                                                      self.open_models_folder,
+                                                      "Show the folder where models are kept")
+        self.shortcuts_action = self._action("&Keyboard Shortcuts", "F1", self.show_shortcuts,
+                                             "List every command and its keys")
+        self.about_action = self._action("&About Ghostpen", "Shift+F1", self.show_about,
+                                         "Version and licence")
+
+    def _make_status_bar(self) -> None:
+        bar = self.statusBar()
+
+        def label(name: str, tip: str) -> QLabel:
+            widget = QLabel(self)
+            widget.setAccessibleName(name)
+            widget.setToolTip(tip)
+            widget.setContentsMargins(6, 0, 6, 0)
+            return widget
+
+        self.fallback_label = label("Device warning", "")
+        self.fallback_label.setStyleSheet("color: #b9770e;")
+        self.fallback_label.hide()
+        self.model_label = label("Model", "The model, its precision and where it runs")
+        self.speed_label = label("Speed", "Tokens per second of the last generation")
+        self.context_label = label("Context", "Tokens before the cursor, of what the model can "
+                                              "see at once")
+        bar.addPermanentWidget(self.fallback_label)
+        bar.addPermanentWidget(self.model_label)
+        bar.addPermanentWidget(self.speed_label)
+        bar.addPermanentWidget(self.context_label)
+        self.model_label.setText("No model")
+        self.speed_label.setText("– tok/s")
+        self.context_label.setText("Context –")
+
+    def _wire(self) -> None:
+        self.worker.engine_loaded.connect(self._on_engine_loaded)
+        self.worker.engine_failed.connect(self._on_engine_failed)
+        self.worker.candidates_ready.connect(self._on_candidates)
+        self.generation.running_changed.connect(self._on_running_changed)
+        self.generation.finished.connect(self._on_generation_finished)
+        self.generation.failed.connect(self._on_generation_failed)
+        self.panel.params_changed.connect(self._schedule_preview)
+        self.panel.presets_changed.connect(self.save_settings)
+        self.panel.message.connect(self.show_message)
+        self.editor.cursorPositionChanged.connect(self._schedule_preview)
+        self.editor.undoAvailable.connect(lambda _: self._update_actions())
+        self.editor.redoAvailable.connect(lambda _: self._update_actions())
+        self.editor.document().modificationChanged.connect(self.setWindowModified)
+        self.document.path_changed.connect(self._update_title)
+        self.document.message.connect(self.show_message)
+        self.document.replacing.connect(self.generation.stop)
+        hints = QGuiApplication.styleHints()
+        hints.colorSchemeChanged.connect(self._on_system_colours_changed)
+
+    # --- settings -----------------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.get("geometry")
+        if not (geometry and self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))):
+            self.resize(1180, 760)
+        state = s.get("window_state")
+        if state:
+            self.restoreState(QByteArray.fromBase64(state.encode()))
+        self.set_theme(s.get("theme"), save=False)
+        self._apply_font()
+        try:
+            params = SamplingParams.from_json(s.get("sampling"))
+        except GhostpenError:
+            params = SamplingParams()
+        self.panel.set_params(params)
+        self.panel.select_preset(s.get("preset"), apply=False)
+        self.token_view_action.setChecked(s.get("token_view"))
+        self.editor.set_token_view(s.get("token_view"))
+        device = s.get("device") if s.get("device") in DEVICES else "auto"
+        for action in self.menus.device_group.actions():
+            action.setChecked(action.data() == device)
+        if s.load_error:
+            self.show_message(s.load_error)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.set("geometry", bytes(self.saveGeometry().toBase64().data()).decode())
+        s.set("window_state", bytes(self.saveState().toBase64().data()).decode())
+        s.set("sampling", self.panel.params().to_json())
+        s.set("preset", self.panel.current_preset())
+        s.set("presets", self.panel.presets.user_json())
+        s.set("token_view", self.editor.token_view())
+        s.save()
+
+    def set_theme(self, theme: str, save: bool = True) -> None:
+        theme = theme if theme in THEMES else "system"
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, theme)
+        for action in self.menus.theme_group.actions():
+            action.setChecked(action.data() == theme)
+        self.settings.set("theme", theme)
+        self.editor.refresh_marks()
+        if save:
+            self.settings.save()
+
+    def _on_system_colours_changed(self) -> None:
+        if self.settings.get("theme") == "system":
+            self.set_theme("system", save=False)
+
+    def _apply_font(self) -> None:
+        self.editor.setFont(writing_font(self.settings.get("font_family"),
+                                         self.settings.get("font_size")))
+
+    def choose_font(self) -> None:
+        ok, font = QFontDialog.getFont(self.editor.font(), self, "Editor Font")
+        if ok:
+            self.settings.set("font_family", font.family())
+            self.settings.set("font_size", max(6, font.pointSize()))
+            self._apply_font()
+            self.settings.save()
+
+    def change_font_size(self, step: int) -> None:
+        size = (DEFAULTS["font_size"] if step == 0
+                else min(48, max(6, self.settings.get("font_size") + step)))
+        self.settings.set("font_size", size)
+        self._apply_font()
+
+    def set_device(self, device: str) -> None:
+        self.settings.set("device", device)
+        self.settings.save()
+        self.load_engine()
+
+    # --- the engine ---------------------------------------------------------------------------
+
+    def set_engine_factory(self, factory: EngineFactory) -> None:
+        """Switch to engines from `factory` (the Models dialog's way to change model)."""
+        self._engine_factory = factory
+        self.load_engine()
+
+    def load_engine(self) -> None:
+        self.generation.stop()
+        self.engine_info = None
+        factory, device = self._engine_factory, self.settings.get("device")
+        self.model_label.setText("Loading model…")
+        self.fallback_label.hide()
+        self._update_actions()
+        self.worker.load(lambda: factory(device))
+
+    def _on_engine_loaded(self, info: EngineInfo) -> None:
+        self.engine_info = info
+        self.notice.hide()
+        self.model_label.setText(f"{info.model_name} · {info.precision} · "
+                                 f"{short_provider(info.provider)}")
+        self.model_label.setToolTip(
+            f"Model {info.model_name}, {info.precision}, running on {info.provider}"
+            + (f", {info.n_params / 1e6:.0f}M parameters" if info.n_params else "")
+            + "".join(f"\n{note}" for note in info.notes))
+        self.context_label.setText(f"Context – / {info.n_ctx}")
+        if info.fallback_reason:
+            self.fallback_label.setText(f"⚠ {info.fallback_reason}")
+            self.fallback_label.setToolTip(info.fallback_reason)
+            self.fallback_label.show()
+            self.show_message(info.fallback_reason)
+        self._update_actions()
+        self._schedule_preview()
+
+    def _on_engine_failed(self, message: str, no_model: bool) -> None:
+        self.engine_info = None
+        self.model_label.setText("No model")
+        folder = html.escape(str(models_dir()))
+        link = f'<a href="{QUrl.fromLocalFile(str(models_dir())).toString()}">{folder}</a>'
+        if no_model:
+            self.notice.show_notice(
+                "No model is installed yet",
+                "Ghostpen writes with a GPT-2 model kept on this computer. Put a converted "
+                "model folder (one with <i>model.onnx</i> inside, as <code>python -m "
+                f"models.export</code> makes it) in {link}, then press <b>F5</b> "
+                "(Models ▸ Reload Model). You can write, open and save documents meanwhile.")
+        else:
+            self.notice.show_notice("The model could not be loaded",
+                                    f"{html.escape(message)}<br>Models are kept in {link}.")
+        self.panel.distribution.set_candidates([])
+        self.panel.distribution.set_empty_text("No model is loaded.")
+        self._update_actions()
+
+    # --- generation ---------------------------------------------------------------------------
+
+    def _on_running_changed(self, running: bool) -> None:
+        if running:
+            self.statusBar().showMessage("Generating… (Esc stops)")
+        self._update_actions()
+        if not running:
+            self._schedule_preview()
+
+    def _on_generation_finished(self, stats: GenerationStats) -> None:
+        self.speed_label.setText(f"{stats.decode_tok_s:.1f} tok/s")
+        if self.engine_info is not None:
+            self._show_context(stats.prompt_tokens + stats.new_tokens)
+        reasons = {"cancelled": "stopped", "eos": "the model ended the text",
+                   "stop_string": "a stop string was written",
+                   "max_new_tokens": "reached the maximum", "context_full": "the context is full"}
+        reason = reasons.get(stats.stop_reason, stats.stop_reason or "done")
+        self.show_message(f"{stats.new_tokens} tokens, {reason}.")
+
+    def _on_generation_failed(self, message: str) -> None:
+        self.show_message(f"⚠ {message}")
+
+    def set_token_view(self, on: bool) -> None:
+        self.editor.set_token_view(on)
+        self.settings.set("token_view", on)
+
+    def show_alternatives(self) -> None:
+        if not self.editor.show_alternatives_at_cursor():
+            self.show_message("Put the cursor on generated text to see the alternatives the "
+                              "model had there.")
+
+    def _set_distribution_visible(self, on: bool) -> None:
+        self.panel.distribution_box.setVisible(on)
+        if on:
+            self._schedule_preview()
+
+    def _schedule_preview(self) -> None:
+        # A throttle, not a debounce: while a slider is dragged the chart still moves with it.
+        if not self._preview_timer.isActive():
+            self._preview_timer.start()
+
+    def _request_preview(self) -> None:
+        if (self.engine_info is None or self.generation.running or self._closed
+                or not self.dock.isVisible() or not self.panel.distribution_box.isVisible()):
+            return
+        prompt = self.editor.text_before(self.editor.insertion_point())
+        self._preview_id = self.worker.request_candidates(prompt, self.panel.params())
+
+    def _on_candidates(self, request_id: int, candidates: list[Candidate], n_tokens: int) -> None:
+        if request_id != self._preview_id:
+            return
+        self.panel.distribution.set_candidates(candidates)
+        self._show_context(n_tokens)
+
+    def _show_context(self, n_tokens: int) -> None:
+        n_ctx = self.engine_info.n_ctx if self.engine_info else 1024
+        if n_tokens > n_ctx:
+            self.context_label.setText(f"Context {n_ctx} / {n_ctx} (start left out)")
+        else:
+            self.context_label.setText(f"Context {n_tokens} / {n_ctx}")
+
+    def _update_actions(self) -> None:
+        running = self.generation.running
+        ready = self.engine_info is not None
+        self.generate_action.setEnabled(ready and not running)
+        self.regenerate_action.setEnabled(ready)
+        self.stop_action.setEnabled(running)
+        document = self.editor.document()
+        self.undo_action.setEnabled(not running and document.isUndoAvailable())
+        self.redo_action.setEnabled(not running and document.isRedoAvailable())
+        for action in (self.cut_action, self.paste_action, self.open_action, self.new_action):
+            action.setEnabled(not running)
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def clear_recent(self) -> None:
+        self.settings.set("recent_files", [])
+        self.settings.save()
+
+    def _update_title(self) -> None:
+        path = self.document.path
+        self.setWindowTitle(f"{self.document.name}[*] — Ghostpen")
+        self.setWindowFilePath(str(path) if path else "")
+
+    # --- models and help ----------------------------------------------------------------------
+
+    def open_models_dialog(self) -> None:
+        """The model manager's place; until it exists, where models go and how to add one."""
+        QMessageBox.information(
+            self, "Models",
+            f"Models are kept in:\n{models_dir()}\n\nPut a converted model folder there "
+            "(one with model.onnx inside) and press F5 to load it.")
+
+    def open_models_folder(self) -> None:
+        folder = models_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def show_shortcuts(self) -> None:
+        rows = [(menu, a) for menu, a in self.menus.commands() if not a.shortcut().isEmpty()]
+        ShortcutsDialog(rows, self).exec()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About Ghostpen",
+                          f"<b>Ghostpen {__version__}</b><p>Write with GPT-2 running on this "
+                          "computer. Nothing leaves it unless you ask.</p><p>MIT licence.</p>")
+
+    def _toggle_full_screen(self, on: bool) -> None:
+        if on:
+            self.showFullScreen()
+        else:
+            self.showNormal()
+
+    def show_message(self, message: str) -> None:
+        self.statusBar().showMessage(message, STATUS_MS)
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.generation.running:
+            self.generation.stop()
+        if not self.document.maybe_save():
+            event.ignore()
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self, keep_unsaved: bool = False) -> None:
+        """Save settings and stop the worker. Unsaved text is dropped from the autosave after
+        the close question; when Qt quits without asking, `keep_unsaved` keeps it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._preview_timer.stop()
+        self.editor.popup.hide()
+        self.save_settings()
+        self.worker.shutdown()
+        self.document.close(keep_unsaved)

@@ -1,0 +1,149 @@
+"""Generate, Stop, Undo and Regenerate in the real window, with the fake engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from pytestqt.qtbot import QtBot
+
+from app.engine.fake import FakeEngine
+from app.ui.main_window import MainWindow
+
+from .conftest import generate_and_wait, set_max_tokens
+
+
+def test_typing_shows_in_the_editor_and_marks_the_title(qtbot: QtBot, window: MainWindow) -> None:
+    qtbot.keyClicks(window.editor, "It was a dark night")
+    assert window.editor.toPlainText() == "It was a dark night"
+    assert window.isWindowModified()
+    assert window.windowTitle().startswith("Untitled")
+
+
+def test_the_status_bar_names_the_model(window: MainWindow) -> None:
+    assert window.model_label.text() == "fake · fp32 · Fake"
+    assert "/ 1024" in window.context_label.text()
+
+
+def test_ctrl_enter_streams_tokens_in_order(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 6)
+    qtbot.keyClicks(window.editor, "Once")
+    snapshots: list[str] = []
+    window.editor.textChanged.connect(lambda: snapshots.append(window.editor.toPlainText()))
+    w = window.worker
+    with qtbot.waitSignals([w.generation_started, *[w.token_generated] * 6,
+                            w.generation_finished], order="strict", timeout=5000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.generation.running)
+    text = window.editor.toPlainText()
+    assert text.startswith("Once") and len(text) == 4 + 6
+    grown = [s for s in snapshots if s != snapshots[-1]] + [snapshots[-1]]
+    assert [len(s) for s in grown] == list(range(5, 11))  # one token at a time
+    assert window.speed_label.text().endswith("tok/s") and window.speed_label.text()[0].isdigit()
+    assert window.context_label.text() == "Context 10 / 1024"
+
+
+def test_generation_goes_in_at_the_cursor(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 3)
+    qtbot.keyClicks(window.editor, "Start. End.")
+    cursor = window.editor.textCursor()
+    cursor.setPosition(6)
+    window.editor.setTextCursor(cursor)
+    generate_and_wait(qtbot, window)
+    text = window.editor.toPlainText()
+    assert text.startswith("Start.") and text.endswith(" End.") and len(text) == 14
+
+
+def test_generated_text_is_marked_until_edited(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 5)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    marks = window.editor.extraSelections()
+    assert [(m.cursor.selectionStart(), m.cursor.selectionEnd()) for m in marks] == [(5, 10)]
+    cursor = window.editor.textCursor()
+    cursor.setPosition(7)
+    window.editor.setTextCursor(cursor)
+    qtbot.keyClicks(window.editor, "X")  # an edit inside the third token
+    window.editor.refresh_marks()
+    marks = window.editor.extraSelections()
+    assert [(m.cursor.selectionStart(), m.cursor.selectionEnd()) for m in marks] == [
+        (5, 7), (8, 11)]
+
+
+def test_escape_stops_at_once_and_nothing_comes_after(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window(lambda: FakeEngine(token_delay_s=0.02))
+    set_max_tokens(window, 500)
+    qtbot.keyClicks(window.editor, "Go")
+    qtbot.keyClick(window.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(window.editor.toPlainText()) >= 5, timeout=5000)
+    with qtbot.waitSignal(window.worker.generation_finished, timeout=5000) as finished:
+        qtbot.keyClick(window.editor, Qt.Key.Key_Escape)
+        at_stop = window.editor.toPlainText()
+        assert not window.generation.running
+    qtbot.wait(50)  # let any queued token signal arrive; none may show
+    assert finished.args[1].stop_reason == "cancelled"
+    assert window.editor.toPlainText() == at_stop
+    assert window.generate_action.isEnabled() and not window.stop_action.isEnabled()
+    assert "stopped" in window.statusBar().currentMessage()
+
+
+def test_undo_removes_exactly_the_generation(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 8)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    assert len(window.editor.toPlainText()) == 13
+    qtbot.keyClick(window.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.editor.toPlainText() == "Hello"
+    qtbot.waitUntil(lambda: window.editor.extraSelections() == [])  # the mark went with it
+
+
+def test_typing_after_a_generation_is_its_own_undo_step(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 4)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    generated = window.editor.toPlainText()
+    qtbot.keyClicks(window.editor, " more")
+    window.editor.undo()
+    assert window.editor.toPlainText() == generated
+    window.editor.undo()
+    assert window.editor.toPlainText() == "Hello"
+
+
+def test_regenerate_replaces_the_last_generation(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 12)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    first = window.editor.toPlainText()
+    window.editor.moveCursor(QTextCursor.MoveOperation.Start)  # Ctrl+R ignores the cursor
+    qtbot.keyClick(window.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.generation.running, timeout=5000)
+    second = window.editor.toPlainText()
+    assert second.startswith("Hello") and len(second) == len(first)
+    assert second != first  # a fresh seed: 12 random letters again
+    window.editor.undo()  # the regeneration is one step too
+    assert window.editor.toPlainText() == first
+
+
+def test_a_locked_seed_replays_the_same_text(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 10)
+    window.panel.seed_box.setValue(1234)
+    window.panel.seed_lock.setChecked(True)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    first = window.editor.toPlainText()
+    window.regenerate_action.trigger()
+    qtbot.waitUntil(lambda: not window.generation.running, timeout=5000)
+    assert window.editor.toPlainText() == first
+
+
+def test_the_editor_is_read_only_while_generating(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    window = make_window(lambda: FakeEngine(token_delay_s=0.02))
+    set_max_tokens(window, 500)
+    window.generate_action.trigger()
+    qtbot.waitUntil(lambda: len(window.editor.toPlainText()) >= 2, timeout=5000)
+    assert window.editor.isReadOnly() and not window.undo_action.isEnabled()
+    window.stop_action.trigger()
+    assert not window.editor.isReadOnly()
