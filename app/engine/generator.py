@@ -87,6 +87,7 @@ class Generator:
         self.n_ctx: int = runner.n_ctx  # type: ignore[attr-defined]
         self.cache: KVCache = runner.new_cache()  # type: ignore[attr-defined]
         self.last_stats = GenerationStats()
+        self.reuse_prefix = True  # off only to measure what prefix reuse saves
         self._breakers: dict[tuple[str, ...], frozenset[int]] = {}
 
     # -- the cache -------------------------------------------------------------------------
@@ -96,6 +97,8 @@ class Generator:
         assert 0 < len(ids) <= self.n_ctx
         cache = self.cache
         reuse = min(common_prefix_length(cache.tokens, ids), len(ids) - 1)
+        if not self.reuse_prefix:
+            reuse = 0
         cache.rewind(reuse)
         logits = None
         for start in range(reuse, len(ids), PREFILL_CHUNK):
