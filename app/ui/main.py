@@ -8,13 +8,16 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app import LAUNCHED_AT
 from app.engine.errors import GhostpenError
 from app.paths import log_path
 
@@ -26,6 +29,7 @@ ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None]
 def run_gui(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ghostpen", description="Write with GPT-2, locally.")
     parser.add_argument("file", nargs="?", type=Path, help="a .txt or .md file to open")
+    parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
     options, qt_args = parser.parse_known_args(args)
 
     existing = QApplication.instance()
@@ -45,6 +49,11 @@ def run_gui(args: list[str]) -> int:
     window.show()
     if options.file is not None:
         window.document.open(options.file)
+    if options.smoke_test:  # build_installer.py --smoke: show the window for a second, quit
+        shown_after = time.perf_counter() - LAUNCHED_AT
+        QTimer.singleShot(0, lambda: print(f"window shown {shown_after:.2f} s after launch",
+                                           flush=True))
+        QTimer.singleShot(1000, app.quit)  # aboutToQuit runs window.shutdown
     return app.exec()
 
 
