@@ -76,6 +76,7 @@ class _Run:
     pieces: list[str] = field(default_factory=list)
     pending: list[_Pending] = field(default_factory=list)
     emitted: int = 0  # tokens handed out
+    emitted_chars: int = 0  # length of their text
     text: str = ""
     banned_at: dict[int, set[int]] = field(default_factory=dict)
 
@@ -178,12 +179,12 @@ class Generator:
             history[base + position] = token
             stats.new_tokens = len(run.tokens)
 
-            stop_at = _find_any(run.text, params.stop_strings, self._offset(run, run.emitted))
+            stop_at = _find_any(run.text, params.stop_strings, run.emitted_chars)
             if stop_at is not None:
                 yield from self._release(run, len(run.tokens), cut_text_at=stop_at)
                 finish("stop_string")
                 return
-            banned_at = _find_any(run.text, params.banned_strings, self._offset(run, run.emitted))
+            banned_at = _find_any(run.text, params.banned_strings, run.emitted_chars)
             if banned_at is not None:
                 undone = self._undo_from(run, banned_at, base)
                 if undone is not None:
@@ -201,9 +202,6 @@ class Generator:
         yield from self._release(run, len(run.tokens))
         finish("max_new_tokens")
 
-    def _offset(self, run: _Run, token_index: int) -> int:
-        return sum(len(p) for p in run.pieces[:token_index])
-
     def _safe_count(self, run: _Run, watched: tuple[str, ...]) -> int:
         """How many generated tokens can be handed out: none whose text might begin a watched
         string that later tokens could complete."""
@@ -214,7 +212,7 @@ class Generator:
                     hold = k
                     break
         limit = len(run.text) - hold
-        count, offset = run.emitted, self._offset(run, run.emitted)
+        count, offset = run.emitted, run.emitted_chars
         while count < len(run.tokens) and offset + len(run.pieces[count]) <= limit:
             offset += len(run.pieces[count])
             count += 1
@@ -222,7 +220,7 @@ class Generator:
 
     def _release(self, run: _Run, upto: int,
                  cut_text_at: int | None = None) -> Iterator[TokenEvent]:
-        offset = self._offset(run, run.emitted)
+        offset = run.emitted_chars
         while run.emitted < upto:
             pending = run.pending[run.emitted - (len(run.tokens) - len(run.pending))]
             text = run.pieces[run.emitted]
@@ -234,6 +232,7 @@ class Generator:
                 break
             offset += len(text)
             run.emitted += 1
+            run.emitted_chars = offset
             yield TokenEvent(pending.token_id, text, pending.p, pending.alternatives)
         # Handed-out tokens can no longer be undone: drop what was kept to undo them.
         keep_from = len(run.pending) - (len(run.tokens) - run.emitted)
