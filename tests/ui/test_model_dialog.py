@@ -1,0 +1,249 @@
+"""The Models dialog and the welcome, driven as a person would, against a stand-in Hub.
+
+GHOSTPEN_DATA_DIR is tmp_path/data (tests/ui/conftest.py), HF_HOME is tmp_path/hf and the Hub
+is a real HTTP server on 127.0.0.1 (tests/hub_server.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton
+from pytestqt.qtbot import QtBot
+
+from app import model_store
+from app.model_store import InstalledModel
+from app.ui.model_dialog import ModelDialog
+from app.ui.model_tasks import BAR_STEPS
+from app.ui.welcome import WelcomeDialog
+from models.export import export_model
+from models.random import write_random_checkpoint
+from tests.hub_server import FakeHub, go_online
+from tests.ui.conftest import Answers
+
+REPO = "openai-community/gpt2"
+CPU = ["CPUExecutionProvider"]
+JOB_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("checkpoint") / "tiny-gpt2"
+    write_random_checkpoint("tiny", folder, seed=5)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def converted(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("converted") / "tiny-fp32"
+    export_model(checkpoint, out, "fp32", progress=lambda _m: None)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Hugging Face cache of this test only (else huggingface_hub's, fixed at import)."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return tmp_path / "hf"
+
+
+@pytest.fixture
+def hub(checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    with FakeHub(lifetime_s=60) as server:
+        server.add_repo(REPO, checkpoint)
+        go_online(server, monkeypatch, tmp_path / "hf")
+        yield server
+
+
+@pytest.fixture
+def make_dialog(qtbot: QtBot) -> Iterator[type[ModelDialog]]:
+    dialogs: list[ModelDialog] = []
+
+    def make(**kwargs: object) -> ModelDialog:
+        dialog = ModelDialog(providers=CPU, **kwargs)  # type: ignore[arg-type]
+        dialogs.append(dialog)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        return dialog
+
+    yield make  # type: ignore[misc]
+    for dialog in dialogs:
+        assert dialog.shutdown(5000)
+
+
+def rows(dialog: ModelDialog) -> list[list[str]]:
+    table = dialog.table
+    return [[table.item(r, c).text() for c in range(table.columnCount())]
+            for r in range(table.rowCount())]
+
+
+def install(converted: Path, name: str) -> InstalledModel:
+    return model_store.add_from_folder(converted, name=name)
+
+
+def test_lists_models_with_parameters_precision_and_size(make_dialog: type[ModelDialog],
+                                                         converted: Path) -> None:
+    empty = make_dialog()
+    assert empty.table.rowCount() == 0 and empty.empty.isVisible()
+    assert not empty.use_button.isEnabled() and not empty.remove_button.isEnabled()
+
+    model = install(converted, "tiny")
+    dialog = make_dialog(current="tiny")
+    assert rows(dialog) == [["tiny", model_store.format_params(model.n_params), "fp32",
+                             model_store.format_bytes(model.size_bytes), "Ghostpen · in use"]]
+    assert rows(dialog)[0][3].endswith("MB")
+    assert not dialog.empty.isVisible()
+    assert dialog.selected_name() == "tiny" and dialog.use_button.isEnabled()
+    assert dialog.table.accessibleName() == "Installed models"
+
+
+def test_download_from_the_hub_shows_bytes_and_lists_the_model(
+        make_dialog: type[ModelDialog], hub: FakeHub, qtbot: QtBot) -> None:
+    dialog = make_dialog()
+    values: list[int] = []
+    dialog.progress.bar.valueChanged.connect(values.append)
+    formats: list[str] = []
+    dialog.progress.bar.valueChanged.connect(lambda _v: formats.append(
+        dialog.progress.bar.format()))
+
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    chooser = dialog.chooser
+    assert chooser is not None and chooser.isVisible()
+    assert chooser.models.currentItem().data(Qt.ItemDataRole.UserRole) == REPO
+    assert chooser.precision.currentData() == "int8"  # no GPU provider
+    with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS) as installed:
+        qtbot.mouseClick(chooser.download_button, Qt.MouseButton.LeftButton)
+        assert dialog.progress.isVisible() and not dialog.download_button.isEnabled()
+    assert installed.args == ["gpt2-int8"]
+
+    assert BAR_STEPS in values  # the bar reached 100 %
+    assert any(" of " in f and "MB" in f for f in formats)
+    assert [r[0] for r in rows(dialog)] == ["gpt2-int8"]
+    assert dialog.selected_name() == "gpt2-int8"
+    assert not dialog.progress.isVisible() and dialog.download_button.isEnabled()
+    assert "Installed gpt2-int8" in dialog.status.text()
+    assert not dialog.error.isVisible()
+
+
+def test_cancel_a_download(make_dialog: type[ModelDialog], hub: FakeHub, qtbot: QtBot,
+                           tmp_path: Path) -> None:
+    hub.trickle_s = 0.01  # about two seconds for the weights
+    dialog = make_dialog()
+    assert dialog.start_download(REPO, "int8")
+    qtbot.waitUntil(lambda: dialog.progress.bar.maximum() == BAR_STEPS
+                    and dialog.progress.bar.value() > 0, timeout=JOB_TIMEOUT_MS)
+    with qtbot.waitSignal(dialog.jobs.cancelled, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(dialog.progress.cancel_button, Qt.MouseButton.LeftButton)
+    assert dialog.table.rowCount() == 0
+    assert "Cancelled" in dialog.status.text() and not dialog.error.isVisible()
+    assert dialog.download_button.isEnabled() and not dialog.progress.isVisible()
+    assert not any((tmp_path / "data" / "models").glob("*"))  # nothing, not even hidden work
+    assert list((tmp_path / "hf").rglob("*.incomplete"))  # kept for next time
+
+
+def test_closing_while_downloading_cancels_first(make_dialog: type[ModelDialog], hub: FakeHub,
+                                                 qtbot: QtBot) -> None:
+    hub.trickle_s = 0.01
+    dialog = make_dialog()
+    dialog.start_download(REPO, "int8")
+    qtbot.waitUntil(lambda: dialog.progress.bar.value() > 0, timeout=JOB_TIMEOUT_MS)
+    dialog.close()
+    assert dialog.isVisible()  # still stopping
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=JOB_TIMEOUT_MS)
+    assert not dialog.jobs.busy and model_store.list_models() == []
+
+
+def test_offline_error_is_one_line(make_dialog: type[ModelDialog], qtbot: QtBot,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dialog = make_dialog()
+    with qtbot.waitSignal(dialog.jobs.failed, timeout=JOB_TIMEOUT_MS):
+        dialog.start_download(REPO)
+    assert dialog.error.isVisible()
+    assert "HF_HUB_OFFLINE" in dialog.error.text() and "\n" not in dialog.error.text()
+
+
+def test_add_from_folder_converts_a_checkpoint(make_dialog: type[ModelDialog], qtbot: QtBot,
+                                               answer: Answers, checkpoint: Path) -> None:
+    answer.set(QFileDialog, "getExistingDirectory", str(checkpoint))
+    dialog = make_dialog()
+    with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS) as installed:
+        qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert installed.args == ["tiny-gpt2-int8"]
+    assert [r[0] for r in rows(dialog)] == ["tiny-gpt2-int8"]
+
+
+def test_add_from_folder_refuses_pickles_in_one_line(make_dialog: type[ModelDialog],
+                                                     qtbot: QtBot, answer: Answers,
+                                                     tmp_path: Path) -> None:
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    answer.set(QFileDialog, "getExistingDirectory", str(folder))
+    dialog = make_dialog()
+    with qtbot.waitSignal(dialog.jobs.failed, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert "pickle" in dialog.error.text() and "\n" not in dialog.error.text()
+
+
+def test_remove_asks_then_removes(make_dialog: type[ModelDialog], answer: Answers,
+                                  converted: Path, qtbot: QtBot) -> None:
+    install(converted, "first")
+    install(converted, "second")
+    dialog = make_dialog()
+    dialog.table.selectRow(1)
+    assert dialog.selected_name() == "second"
+
+    answer.set(QMessageBox, "question", QMessageBox.StandardButton.No)
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert [r[0] for r in rows(dialog)] == ["first", "second"]
+
+    answer.set(QMessageBox, "question", QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(dialog.model_removed) as removed:
+        qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert removed.args == ["second"]
+    assert [r[0] for r in rows(dialog)] == ["first"]
+    assert [m.name for m in model_store.list_models()] == ["first"]
+    assert "second" in answer.asked[-1][1][2]  # the question named the model
+
+
+def test_use_emits_model_chosen(make_dialog: type[ModelDialog], converted: Path,
+                                qtbot: QtBot) -> None:
+    install(converted, "alpha")
+    install(converted, "beta")
+    dialog = make_dialog(current="alpha")
+    assert dialog.selected_name() == "alpha"  # the model in use is selected first
+    dialog.table.selectRow(1)
+    with qtbot.waitSignal(dialog.model_chosen) as chosen:
+        qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+    assert chosen.args == ["beta"]
+    assert not dialog.isVisible() and dialog.current == "beta"
+
+
+def test_damaged_model_can_be_removed_not_used(make_dialog: type[ModelDialog],
+                                               converted: Path) -> None:
+    broken = install(converted, "broken")
+    (broken.path / "model.onnx").write_bytes(b"short")
+    dialog = make_dialog()
+    assert rows(dialog)[0][4] == "Damaged"
+    assert dialog.remove_button.isEnabled() and not dialog.use_button.isEnabled()
+
+
+def test_welcome_offers_exactly_download_and_add(qtbot: QtBot, hub: FakeHub) -> None:
+    welcome = WelcomeDialog(providers=CPU)
+    qtbot.addWidget(welcome)
+    welcome.show()
+    qtbot.waitExposed(welcome)
+    offers = [b.text() for b in welcome.findChildren(QPushButton) if b.isVisible()]
+    assert offers == ["Download GPT-2 (124M)", "Add from Folder…"]
+
+    with qtbot.waitSignal(welcome.model_chosen, timeout=JOB_TIMEOUT_MS) as chosen:
+        qtbot.mouseClick(welcome.welcome.download_button, Qt.MouseButton.LeftButton)
+    assert chosen.args == ["gpt2-int8"]
+    assert welcome.result() == WelcomeDialog.DialogCode.Accepted and not welcome.isVisible()
+    assert [m.name for m in model_store.list_models()] == ["gpt2-int8"]
