@@ -34,6 +34,7 @@ from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 PREFILL_CHUNK = 256  # tokens per prefill run: cancel stays responsive on long prompts
 MAX_BAN_RETRIES = 16  # per position, before a banned string is let through
 SENTENCE_ENDS = (".", "!", "?", "\n")
+ROOM_STEP = 64  # see context_window
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -49,7 +50,10 @@ def context_window(ids: Sequence[int], n_ctx: int, room: int) -> list[int]:
 
     The start moves in steps of a quarter context, so while a person types at the end of a long
     document the window (and with it the KV cache) stays the same for a few hundred tokens.
+    Rooms are rounded up to ROOM_STEP, so the preview (room 1) and suggestions (room ~9), which
+    alternate while a person types, always agree on the window and share the cache.
     """
+    room = max(room, min(-(-room // ROOM_STEP) * ROOM_STEP, n_ctx // 4))
     limit = n_ctx - room
     if len(ids) <= limit:
         return list(ids)
@@ -92,6 +96,20 @@ class Generator:
         self._breakers: dict[tuple[str, ...], frozenset[int]] = {}
 
     # -- the cache -------------------------------------------------------------------------
+    def _window(self, prompt_ids: Sequence[int], room: int) -> list[int]:
+        """context_window, except that the window the cache holds is kept while the text still
+        fits after its start: near a slide point, retokenising a word as it grows moves the
+        length back and forth, and each move would re-read the whole window."""
+        ids = list(prompt_ids) or [self.tokenizer.eos_id]
+        window = context_window(ids, self.n_ctx, room)
+        earlier = len(ids) - len(window) - max(1, self.n_ctx // 4)
+        if earlier < 0 or len(ids) - earlier + room > self.n_ctx or not self.reuse_prefix:
+            return window
+        held = ids[earlier:]
+        if len(held) - common_prefix_length(self.cache.tokens, held) < len(window):
+            return held  # fewer tokens to run than the new window would need
+        return window
+
     def feed(self, ids: Sequence[int], cancel: threading.Event | None = None) -> np.ndarray | None:
         """Make the cache hold exactly `ids`; the logits after the last one ([V]), or None when
         cancelled. Only tokens past the prefix the cache already holds are run."""
@@ -129,7 +147,7 @@ class Generator:
         stats = GenerationStats()
         self.last_stats = stats
         room = min(params.max_new_tokens, self.n_ctx // 4)
-        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx, room)
+        window = self._window(prompt_ids, room)
         stats.prompt_tokens = len(window)
         started = time.perf_counter()
         logits = self.feed(window, cancel)
@@ -279,8 +297,7 @@ class Generator:
         Each starts from a different first token (the sampled one, then the next most likely
         kept ones), so the alternatives differ from the first word on.
         """
-        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx,
-                                max_tokens + 1)
+        window = self._window(prompt_ids, max_tokens + 1)
         logits = self.feed(window, cancel)
         if logits is None:
             return []
@@ -350,7 +367,7 @@ class Generator:
 
     def candidates(self, prompt_ids: Sequence[int], params: SamplingParams,
                    top_n: int = 20) -> list[Candidate]:
-        window = context_window(list(prompt_ids) or [self.tokenizer.eos_id], self.n_ctx, 1)
+        window = self._window(prompt_ids, 1)
         logits = self.feed(window)
         assert logits is not None
         ctx = SamplerContext(history=np.asarray(window, np.int64),

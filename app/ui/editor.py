@@ -4,18 +4,25 @@ Generated tokens are inserted through `begin_generation` / `append_token` / `end
 all the tokens of one run form one undo step (the first opens an edit block, the rest join
 it). Where each token sits is tracked as character offsets (`spans.py`) and shown with
 ExtraSelections, which are not part of the document: nothing of the marking is saved or undone.
-Ghost text (issue 4) is meant to be painted over the viewport in `paintEvent`, outside the
-document for the same reason.
+Ghost text (autocomplete.py asks for it) is painted over the viewport in `paintEvent`, outside
+the document for the same reason; the keys that act on it are handled here, before Qt's own.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
-from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
+    QAccessible,
     QColor,
+    QFocusEvent,
+    QInputMethodEvent,
+    QKeyEvent,
     QMouseEvent,
+    QPainter,
+    QPaintEvent,
     QPalette,
     QResizeEvent,
     QTextCharFormat,
@@ -25,13 +32,27 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QPlainTextEdit, QTextEdit, QWidget
 
 from app.engine.events import Alternative, TokenEvent
+from app.ui.ghost_text import GhostText
+from app.ui.ghost_view import GhostBadge, paint_ghost
 from app.ui.spans import TokenSpan, shift_range, shift_token
 from app.ui.theme import generated_background, probability_colour
 from app.ui.token_popup import TokenPopup
 
+try:  # Qt 6.8+: lets a screen reader say the suggestion as it appears
+    from PySide6.QtGui import QAccessibleAnnouncementEvent
+except ImportError:  # pragma: no cover - older Qt: the accessible description still says it
+    QAccessibleAnnouncementEvent = None  # type: ignore[assignment,misc]
+
 COLUMN_CHARS = 78  # a comfortable line length; wider windows get side margins instead
 HOVER_DELAY_MS = 250
 HIDE_DELAY_MS = 400
+DESCRIPTION = (
+    "The text you are writing. Ctrl+Enter lets the model continue it at the cursor. After a "
+    "pause in typing, a suggestion may follow the cursor in grey: Tab accepts it, Ctrl+Right "
+    "accepts its next word, Alt+] and Alt+[ show the other suggestions, Esc dismisses it."
+)
+_MODIFIER_KEYS = {Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_Meta,
+                  Qt.Key.Key_AltGr, Qt.Key.Key_CapsLock, Qt.Key.Key_Super_L, Qt.Key.Key_Super_R}
 
 
 def utf16_len(text: str) -> int:
@@ -41,14 +62,15 @@ def utf16_len(text: str) -> int:
 
 class Editor(QPlainTextEdit):
     regenerate_requested = Signal(int, int)  # replace [start, end) with a new generation
+    typed = Signal()  # the person changed the text from the keyboard; a suggestion may follow
+    ghost_changed = Signal()  # ghost text appeared, changed or went
+    escape_pressed = Signal()  # Esc: no suggestion now, please
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("editor")
         self.setAccessibleName("Document")
-        self.setAccessibleDescription(
-            "The text you are writing. Ctrl+Enter lets the model continue it at the cursor."
-        )
+        self.setAccessibleDescription(DESCRIPTION)
         self.setPlaceholderText("Start writing. Ctrl+Enter lets the model continue at the cursor.")
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
@@ -65,7 +87,13 @@ class Editor(QPlainTextEdit):
         self._gen_block_open = False
         self._gen_count = 0
         self._token_view = False
+        self.revision = 0  # edits so far; only ever grows (an undo is an edit too)
+        self._ghost: GhostText | None = None
+        self._ghost_edit = False  # an edit of our own that keeps the ghost text
+        self.ghost_badge = GhostBadge(self.viewport())
         self.document().contentsChange.connect(self._on_contents_change)
+        self.cursorPositionChanged.connect(self._on_cursor_moved)
+        self.updateRequest.connect(self._place_badge)
 
         self._repaint_marks = QTimer(self, singleShot=True, interval=30)
         self._repaint_marks.timeout.connect(self.refresh_marks)
@@ -84,6 +112,7 @@ class Editor(QPlainTextEdit):
     def set_text(self, text: str) -> None:
         """Replace the whole document (open, new, recover): no marks, no undo history."""
         self.popup.hide()
+        self.clear_ghost()
         self._spans.clear()
         self._last_generation = None
         self.setPlainText(text)
@@ -109,6 +138,7 @@ class Editor(QPlainTextEdit):
     def begin_generation(self, at: int, replace_end: int | None = None) -> None:
         """Start inserting tokens at `at`, first removing [at, replace_end) in the same step."""
         self.popup.hide()
+        self.clear_ghost()
         self._gen_count += 1
         cursor = QTextCursor(self.document())
         cursor.setPosition(at)
@@ -295,6 +325,9 @@ class Editor(QPlainTextEdit):
     def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
         if removed == 0 and added == 0:
             return
+        self.revision += 1
+        if not self._ghost_edit:
+            self.clear_ghost()
         self._spans = [s for s in self._spans if shift_token(s, pos, removed, added)]
         if self._last_generation is not None and self._gen_cursor is None:
             self._last_generation = shift_range(self._last_generation, pos, removed, added)
@@ -341,6 +374,7 @@ class Editor(QPlainTextEdit):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._update_margins()
+        self._place_badge()
 
     def changeEvent(self, event: object) -> None:
         super().changeEvent(event)  # type: ignore[arg-type]
@@ -356,3 +390,194 @@ class Editor(QPlainTextEdit):
             # QPlainTextEdit re-wraps only when it sees the viewport's width change, which it
             # can miss for a change made here; hand it that news directly.
             QPlainTextEdit.resizeEvent(self, QResizeEvent(self.viewport().size(), QSize()))
+
+    # --- ghost text ---------------------------------------------------------------------------
+
+    @property
+    def ghost(self) -> GhostText | None:
+        return self._ghost
+
+    def show_ghost(self, ghost: GhostText) -> bool:
+        """Show suggestions after the cursor, if they were made for where it is and what is
+        there now; returns whether they are shown."""
+        cursor = self.textCursor()
+        if (ghost.revision != self.revision or ghost.position != cursor.position()
+                or cursor.hasSelection() or self.generating or self.isReadOnly()):
+            return False
+        self._set_ghost(ghost)
+        return True
+
+    def clear_ghost(self) -> None:
+        if self._ghost is None:
+            return
+        self._ghost = None
+        self.ghost_badge.hide()
+        self.setAccessibleDescription(DESCRIPTION)
+        self.viewport().update()
+        self.ghost_changed.emit()
+
+    def dismiss_ghost(self) -> None:
+        """Esc: the suggestion goes, and none that is on its way may appear."""
+        self.clear_ghost()
+        self.escape_pressed.emit()
+
+    def accept_ghost(self) -> None:
+        """Tab: the whole suggestion becomes text, as one undo step."""
+        ghost = self._ghost
+        if ghost is None:
+            return
+        self.clear_ghost()
+        self._insert_suggestion(ghost.text)
+        self.typed.emit()
+
+    def accept_ghost_word(self) -> None:
+        """Ctrl+Right: the suggestion's next word becomes text; the rest stays grey."""
+        ghost = self._ghost
+        if ghost is None:
+            return
+        word = ghost.next_word()
+        self._ghost_edit = True
+        try:
+            self._insert_suggestion(word)
+        finally:
+            self._ghost_edit = False
+        self._continue_ghost(ghost, word)
+
+    def cycle_ghost(self, step: int) -> None:
+        """Alt+] / Alt+[: show the next / previous suggestion."""
+        if self._ghost is not None and len(self._ghost.alternatives) > 1:
+            self._set_ghost(self._ghost.cycled(step))
+
+    def _set_ghost(self, ghost: GhostText) -> None:
+        self._ghost = ghost
+        self.viewport().update()
+        self.ghost_badge.show_for(self, ghost)
+        count = len(ghost.alternatives)
+        which = f" {ghost.index + 1} of {count}" if count > 1 else ""
+        spoken = f"Suggestion{which}: {ghost.text.strip()}"
+        self.setAccessibleDescription(f"{DESCRIPTION} {spoken}")
+        if QAccessibleAnnouncementEvent is not None and QAccessible.isActive():
+            QAccessible.updateAccessibility(QAccessibleAnnouncementEvent(self, spoken))
+        self.ghost_changed.emit()
+
+    def _insert_suggestion(self, text: str) -> None:
+        cursor = self.textCursor()
+        cursor.beginEditBlock()
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self._close_undo_step(cursor)
+        self.setTextCursor(cursor)
+        self.ensureCursorVisible()
+
+    def _continue_ghost(self, ghost: GhostText, entered: str) -> None:
+        """`entered` was just written at the ghost's start: keep what is left, or ask anew."""
+        cursor = self.textCursor()
+        rest = None
+        if not cursor.hasSelection() and cursor.position() == ghost.position + utf16_len(entered):
+            rest = ghost.after_typing(entered, cursor.position(), self.revision)
+        if rest is None:
+            self.clear_ghost()
+            self.typed.emit()
+        else:
+            self._set_ghost(rest)
+
+    def _ghost_command(self, event: QKeyEvent) -> Callable[[], None] | None:
+        key = event.key()
+        mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        none, ctrl, alt = (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ControlModifier,
+                           Qt.KeyboardModifier.AltModifier)
+        commands: dict[tuple[int, Qt.KeyboardModifier], Callable[[], None]] = {
+            (Qt.Key.Key_Tab, none): self.accept_ghost,
+            (Qt.Key.Key_Right, ctrl): self.accept_ghost_word,
+            (Qt.Key.Key_BracketRight, alt): lambda: self.cycle_ghost(1),
+            (Qt.Key.Key_BracketLeft, alt): lambda: self.cycle_ghost(-1),
+            (Qt.Key.Key_Escape, none): self.dismiss_ghost,
+        }
+        return commands.get((key, mods))
+
+    def event(self, event: QEvent) -> bool:
+        # Ghost keys go to keyPressEvent even where a shortcut (Esc = Stop) or Qt's own editing
+        # (Tab, Ctrl+Right) would take them first.
+        if (event.type() == QEvent.Type.ShortcutOverride and self._ghost is not None
+                and isinstance(event, QKeyEvent) and self._ghost_command(event) is not None):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        ghost = self._ghost
+        if ghost is not None:
+            command = self._ghost_command(event)
+            if command is not None:
+                command()
+                event.accept()
+                return
+            if event.key() in _MODIFIER_KEYS:  # Ctrl on its way to Ctrl+Right
+                super().keyPressEvent(event)
+                return
+            typed = _typed_text(event)
+            if typed and any(a.startswith(typed) for a in ghost.alternatives):
+                self._ghost_edit = True
+                try:
+                    super().keyPressEvent(event)
+                finally:
+                    self._ghost_edit = False
+                self._continue_ghost(ghost, typed)
+                return
+            self.clear_ghost()
+        elif event.key() == Qt.Key.Key_Escape:
+            self.escape_pressed.emit()
+        revision = self.revision
+        super().keyPressEvent(event)
+        if self.revision != revision:
+            self.typed.emit()
+
+    def inputMethodEvent(self, event: QInputMethodEvent) -> None:
+        self.clear_ghost()
+        revision = self.revision
+        super().inputMethodEvent(event)
+        if self.revision != revision:
+            self.typed.emit()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.clear_ghost()
+        super().mousePressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        # Going to a menu keeps it (Generate ▸ Suggestions ▸ Accept); going elsewhere does not.
+        if event.reason() not in (Qt.FocusReason.PopupFocusReason,
+                                  Qt.FocusReason.MenuBarFocusReason,
+                                  Qt.FocusReason.ActiveWindowFocusReason):
+            self.clear_ghost()
+        super().focusOutEvent(event)
+
+    def _on_cursor_moved(self) -> None:
+        ghost = self._ghost
+        if ghost is None or self._ghost_edit:
+            return
+        cursor = self.textCursor()
+        if cursor.position() != ghost.position or cursor.hasSelection():
+            self.clear_ghost()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._ghost is not None:
+            painter = QPainter(self.viewport())
+            paint_ghost(self, self._ghost, painter)
+            painter.end()
+
+    def _place_badge(self, *_: object) -> None:
+        if self._ghost is not None and self.ghost_badge.isVisible():
+            self.ghost_badge.place(self, self._ghost)
+
+
+def _typed_text(event: QKeyEvent) -> str:
+    """The text a key press writes, as a suggestion would spell it; "" for commands."""
+    mods = event.modifiers() & ~(Qt.KeyboardModifier.KeypadModifier
+                                 | Qt.KeyboardModifier.ShiftModifier)
+    if mods != Qt.KeyboardModifier.NoModifier:
+        return ""
+    if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        return "\n" if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier else ""
+    text = event.text()
+    return text if text.isprintable() else ""

@@ -34,6 +34,7 @@ from app.engine.errors import GhostpenError
 from app.engine.events import Candidate, EngineInfo, GenerationStats
 from app.engine.sampling_params import SamplingParams
 from app.paths import models_dir
+from app.ui.autocomplete import AutocompleteController
 from app.ui.document_session import DocumentSession
 from app.ui.editor import Editor
 from app.ui.engines import (
@@ -74,6 +75,8 @@ class MainWindow(QMainWindow):
         self.generation = GenerationController(self.worker, self.editor,
                                                self.panel.params_for_run, self)
         self.document = DocumentSession(self.editor, self.settings, self)
+        self.autocomplete = AutocompleteController(self.worker, self.editor, self.generation,
+                                                   self.settings, self.panel.presets, self)
 
         self._make_actions()
         self.notice = Notice([self.open_models_folder_action, self.reload_model_action], self)
@@ -241,6 +244,7 @@ class MainWindow(QMainWindow):
         self.panel.params_changed.connect(self._schedule_preview)
         self.panel.presets_changed.connect(self.save_settings)
         self.panel.message.connect(self.show_message)
+        self.autocomplete.message.connect(self.show_message)
         self.editor.cursorPositionChanged.connect(self._schedule_preview)
         self.editor.undoAvailable.connect(lambda _: self._update_actions())
         self.editor.redoAvailable.connect(lambda _: self._update_actions())
@@ -515,5 +519,6 @@ class MainWindow(QMainWindow):
         self._preview_timer.stop()
         self.editor.popup.hide()
         self.save_settings()
+        self.autocomplete.shutdown()
         self.worker.shutdown()
         self.document.close(keep_unsaved)

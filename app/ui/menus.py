@@ -39,6 +39,15 @@ class WindowMenus:
         generate_menu.addActions([w.generate_action, w.stop_action, w.regenerate_action])
         generate_menu.addSeparator()
         generate_menu.addActions([w.token_view_action, w.alternatives_action])
+        generate_menu.addSeparator()
+        self.suggestions_menu = generate_menu.addMenu("S&uggestions")
+        suggest = w.autocomplete
+        self.suggestions_menu.addAction(suggest.toggle_action)
+        self.suggestions_menu.addSeparator()
+        self.suggestions_menu.addActions([suggest.accept_action, suggest.accept_word_action,
+                                          suggest.next_action, suggest.previous_action])
+        self.suggestions_menu.addSeparator()
+        self.suggestions_menu.addAction(suggest.settings_action)
 
         p = w.panel
         sampling_menu = bar.addMenu("&Sampling")

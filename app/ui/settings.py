@@ -34,6 +34,13 @@ DEFAULTS: dict[str, Any] = {
     "last_dir": "",
     "token_view": False,
     "autosave_interval_s": 5.0,
+    # Ghost-text suggestions (autocomplete.py)
+    "suggestions": True,
+    "suggestion_delay_ms": 250,  # pause in typing before one is asked for
+    "suggestion_tokens": 8,
+    "suggestion_stop_at_sentence_end": False,
+    "suggestion_alternatives": 3,  # computed together; Alt+] / Alt+[ cycle them
+    "suggestion_preset": "",  # "" = the built-in cool one (ghost_text.SUGGESTION_PARAMS)
 }
 
 MAX_RECENT = 10

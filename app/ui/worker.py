@@ -3,9 +3,11 @@
 This is the pattern of Qt's mandelbrot example. Requests wait in one slot per kind under a
 lock; a newer request of a kind replaces the older one still waiting, and a new generation
 cancels the running one (the engine checks the cancel event between tokens): the newest
-request wins. The engine is created, used and closed on this thread only. Nothing here touches
-a widget: results leave as signals, which Qt queues to the GUI thread, each tagged with the id
-its request got so the GUI can ignore answers it no longer wants.
+request wins. A suggestion (ghost text) is cancelled the same way by the next one, by
+`cancel_suggestion` (a keystroke) and by a generation. The engine is created, used and closed
+on this thread only. Nothing here touches a widget: results leave as signals, which Qt queues
+to the GUI thread, each tagged with the id its request got so the GUI can ignore answers it no
+longer wants.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from app.ui.engines import NoModelError
 
 log = logging.getLogger(__name__)
 
-# Run order when several kinds wait: a model load first, then generation, then the preview.
-_KINDS = ("load", "generate", "candidates")
+# Run order when several kinds wait: a model load first, then generation, then a suggestion
+# (someone is waiting for it), then the preview.
+_KINDS = ("load", "generate", "suggest", "candidates")
 
 
 @dataclass
@@ -48,6 +51,8 @@ class EngineWorker(QThread):
     generation_failed = Signal(int, str)  # request id, one-line message
     candidates_ready = Signal(int, object, int)  # request id, list[Candidate], prompt tokens
     candidates_failed = Signal(int, str)
+    suggestions_ready = Signal(int, object)  # request id, list[Suggestion] (never when cancelled)
+    suggestions_failed = Signal(int, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,16 +69,30 @@ class EngineWorker(QThread):
     def load(self, factory: Callable[[], TextEngine]) -> int:
         """Replace the engine with `factory()`, built on this thread; cancels a generation."""
         with self._wake:
-            if self._running is not None and self._running.kind == "generate":
-                self._running.cancel.set()
+            self._cancel_running("generate", "suggest")
             self._pending.pop("generate", None)
+            self._pending.pop("suggest", None)
             return self._submit("load", (factory,))
 
     def generate(self, prompt: str, params: SamplingParams) -> int:
         with self._wake:
-            if self._running is not None and self._running.kind == "generate":
-                self._running.cancel.set()
+            self._cancel_running("generate", "suggest")
+            self._pending.pop("suggest", None)
             return self._submit("generate", (prompt, params))
+
+    def suggest(self, prompt: str, params: SamplingParams, n_alternatives: int, max_tokens: int,
+                stop_at_sentence_end: bool) -> int:
+        """Ghost-text suggestions for `prompt`; replaces and cancels any earlier request."""
+        with self._wake:
+            self._cancel_running("suggest")
+            return self._submit("suggest", (prompt, params, n_alternatives, max_tokens,
+                                            stop_at_sentence_end))
+
+    def cancel_suggestion(self) -> None:
+        """Stop the running suggestion now and forget a waiting one (a key was pressed)."""
+        with self._wake:
+            self._pending.pop("suggest", None)
+            self._cancel_running("suggest")
 
     def request_candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> int:
         with self._wake:
@@ -86,6 +105,11 @@ class EngineWorker(QThread):
             if self._running is not None and self._running.kind == "generate":
                 self._running.cancel.set()
 
+    def busy(self) -> bool:
+        """A job is running or waiting."""
+        with self._wake:
+            return self._running is not None or bool(self._pending)
+
     def shutdown(self) -> None:
         """Cancel everything, close the engine on its own thread and wait for the thread."""
         with self._wake:
@@ -96,6 +120,10 @@ class EngineWorker(QThread):
             self._wake.notify()
         if self.isRunning():
             self.wait()
+
+    def _cancel_running(self, *kinds: str) -> None:
+        if self._running is not None and self._running.kind in kinds:
+            self._running.cancel.set()
 
     def _submit(self, kind: str, args: tuple[Any, ...]) -> int:
         self._last_id += 1
@@ -160,6 +188,17 @@ class EngineWorker(QThread):
         if job.cancel.is_set():
             stats.stop_reason = "cancelled"
         self.generation_finished.emit(job.request_id, stats)
+
+    def _run_suggest(self, job: _Job) -> None:
+        if self._engine is None or job.cancel.is_set():
+            return
+        try:
+            suggestions = self._engine.suggest(*job.args, cancel=job.cancel)
+        except Exception as error:
+            self.suggestions_failed.emit(job.request_id, _one_line(error, "Suggestion failed"))
+            return
+        if not job.cancel.is_set():
+            self.suggestions_ready.emit(job.request_id, suggestions)
 
     def _run_candidates(self, job: _Job) -> None:
         prompt, params, top_n = job.args

@@ -133,3 +133,37 @@ def test_generation_past_the_context_slides_instead_of_failing(engine: Engine) -
     events = list(engine.generate(prompt, SamplingParams(seed=1, max_new_tokens=300)))
     assert len(events) == 300 or engine.last_stats.stop_reason == "eos"
     assert engine.generator.cache.pos <= engine.info.n_ctx
+
+
+def test_the_preview_and_suggestions_agree_on_the_window() -> None:
+    # They alternate on every keystroke; different windows would re-read the whole context.
+    for n in range(900, 3200, 7):
+        ids = list(range(n))
+        assert context_window(ids, 1024, 1) == context_window(ids, 1024, 9), n
+
+
+def test_a_suggestion_after_a_keystroke_matches_one_from_scratch(tiny_model: Path) -> None:
+    warm, fresh = load_engine(tiny_model, device="cpu"), load_engine(tiny_model, device="cpu")
+    document = PROMPT + " every evening and"
+    warm.suggest(document, SamplingParams(seed=3), n_alternatives=3, max_tokens=6)
+    warm.candidates(document + " l", SamplingParams())
+    again = warm.suggest(document + " lit", GREEDY, n_alternatives=3, max_tokens=6)
+    assert warm.last_stats.reused_tokens > 0
+    scratch = fresh.suggest(document + " lit", GREEDY, n_alternatives=3, max_tokens=6)
+    assert [s.text for s in again] == [s.text for s in scratch]
+    for a, b in zip(again, scratch, strict=True):  # the same up to prefill-vs-step rounding
+        assert [e.p for e in a.events] == pytest.approx([e.p for e in b.events], rel=1e-4)
+
+
+def test_typing_across_a_slide_point_rereads_the_window_once(engine: Engine) -> None:
+    text = [100 + (i * 7) % 5000 for i in range(3100)]
+    gen = engine.generator
+    gen.suggest(text[:3000], GREEDY, 3, 8)  # the window starts at 2048; at 3009 it would slide
+    full_reads = []
+    # the length goes back and forth as words grow and are retokenised; the preview runs between
+    for n in (3008, 3009, 3008, 3010, 3009, 3040, 3063, 3064, 3063, 3065, 3064, 3070):
+        gen.candidates(text[:n], GREEDY)
+        full_reads += [n] if gen.last_stats.reused_tokens == 0 else []
+        gen.suggest(text[:n], GREEDY, 3, 8)
+        full_reads += [n] if gen.last_stats.reused_tokens == 0 else []
+    assert full_reads == [3064]  # once, where the suggestion's room ran out
