@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from app import model_store
 from app.engine.errors import GhostpenError
 from app.engine.protocol import TextEngine
-from app.paths import models_dir
 
 EngineFactory = Callable[[str], TextEngine]  # device (auto|cpu|cuda|directml) -> engine
 DEVICES = ("auto", "cpu", "cuda", "directml")
@@ -28,12 +28,9 @@ class NoModelError(GhostpenError):
 
 
 def installed_models(root: Path | None = None) -> list[Path]:
-    """Model folders under the models dir: those holding an .onnx file."""
-    root = models_dir() if root is None else root
-    if not root.is_dir():
-        return []
-    return sorted((d for d in root.iterdir() if d.is_dir() and any(d.glob("*.onnx"))),
-                  key=lambda d: d.name.casefold())
+    """Usable model folders under the models dir, as the model store lists them (ours, and
+    foreign exports with their .onnx in an onnx/ subfolder too)."""
+    return [m.path for m in model_store.list_models(root) if m.usable]
 
 
 def choose_model(preferred: str, root: Path | None = None) -> Path | None:

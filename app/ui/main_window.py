@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.engine.errors import GhostpenError
 from app.engine.events import Candidate, EngineInfo, GenerationStats
+from app.engine.providers import DEVICE_PROVIDERS, available_providers
 from app.engine.sampling_params import SamplingParams
 from app.paths import models_dir
 from app.ui.autocomplete import AutocompleteController
@@ -45,12 +46,14 @@ from app.ui.engines import (
 )
 from app.ui.generation import GenerationController
 from app.ui.menus import WindowMenus
+from app.ui.model_dialog import ModelDialog
 from app.ui.notice import Notice
 from app.ui.presets import PresetStore
 from app.ui.sampling_panel import SamplingPanel
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
 from app.ui.theme import THEMES, apply_theme, writing_font
+from app.ui.welcome import WelcomeWidget
 from app.ui.worker import EngineWorker
 
 PREVIEW_DELAY_MS = 100
@@ -79,12 +82,16 @@ class MainWindow(QMainWindow):
                                                    self.settings, self.panel.presets, self)
 
         self._make_actions()
-        self.notice = Notice([self.open_models_folder_action, self.reload_model_action], self)
+        self.notice = Notice([self.models_action, self.open_models_folder_action,
+                              self.reload_model_action], self)
+        self._models_dialog: ModelDialog | None = None
+        self.welcome: WelcomeWidget | None = None  # made on the first run without a model
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.notice)
+        self._central_layout = layout
         layout.addWidget(self.editor, 1)
         self.setCentralWidget(central)
         self.dock = QDockWidget("Sampling", self)
@@ -349,6 +356,8 @@ class MainWindow(QMainWindow):
     def _on_engine_loaded(self, info: EngineInfo) -> None:
         self.engine_info = info
         self.notice.hide()
+        if self.welcome is not None:
+            self.welcome.hide()
         self.model_label.setText(f"{info.model_name} · {info.precision} · "
                                  f"{short_provider(info.provider)}")
         self.model_label.setToolTip(
@@ -370,6 +379,7 @@ class MainWindow(QMainWindow):
         folder = html.escape(str(models_dir()))
         link = f'<a href="{QUrl.fromLocalFile(str(models_dir())).toString()}">{folder}</a>'
         if no_model:
+            self._show_welcome()
             self.notice.show_notice(
                 "No model is installed yet",
                 "Ghostpen writes with a GPT-2 model kept on this computer. Put a converted "
@@ -469,12 +479,44 @@ class MainWindow(QMainWindow):
 
     # --- models and help ----------------------------------------------------------------------
 
+    def device_providers(self) -> list[str]:
+        """The providers the device setting asks for: what a new model is converted for."""
+        device = self.settings.get("device")
+        if device == "auto":
+            return available_providers()
+        return [DEVICE_PROVIDERS.get(device, "CPUExecutionProvider")]
+
     def open_models_dialog(self) -> None:
-        """The model manager's place; until it exists, where models go and how to add one."""
-        QMessageBox.information(
-            self, "Models",
-            f"Models are kept in:\n{models_dir()}\n\nPut a converted model folder there "
-            "(one with model.onnx inside) and press F5 to load it.")
+        """Models ▸ Manage Models…: list, download, add, remove, and choose the model in use."""
+        if self._models_dialog is None:
+            dialog = ModelDialog(self, current=self.settings.get("last_model"),
+                                 providers=self.device_providers())
+            dialog.model_chosen.connect(self.use_model)
+            dialog.models_changed.connect(self._on_models_changed)
+            self._models_dialog = dialog
+        self._models_dialog.set_current(self.engine_info.model_name if self.engine_info else "")
+        self._models_dialog.refresh()
+        self._models_dialog.show()
+        self._models_dialog.raise_()
+        self._models_dialog.activateWindow()
+
+    def _show_welcome(self) -> None:
+        """No model yet: offer exactly Download GPT-2 and Add from folder, above the editor."""
+        if self.welcome is None:
+            self.welcome = WelcomeWidget(self, providers=self.device_providers())
+            self.welcome.model_chosen.connect(self.use_model)
+            self._central_layout.insertWidget(1, self.welcome)
+        self.welcome.show()
+
+    def use_model(self, name: str) -> None:
+        """Switch to the installed model `name`: no restart, the worker loads it."""
+        self.settings.set("last_model", name)
+        self.settings.save()
+        self.load_engine()
+
+    def _on_models_changed(self) -> None:
+        if self.engine_info is None:  # the first model arrived: use it
+            self.load_engine()
 
     def open_models_folder(self) -> None:
         folder = models_dir()
@@ -520,5 +562,9 @@ class MainWindow(QMainWindow):
         self.editor.popup.hide()
         self.save_settings()
         self.autocomplete.shutdown()
+        if self._models_dialog is not None:
+            self._models_dialog.shutdown()
+        if self.welcome is not None:
+            self.welcome.jobs.shutdown()
         self.worker.shutdown()
         self.document.close(keep_unsaved)
