@@ -178,13 +178,12 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         p = f"h.{i}."
         qkv = linear(to_act(h), weights[p + "attn.c_attn.weight"], weights[p + "attn.c_attn.bias"],
                      p + "attn.c_attn")
-        q, k, v = g.op("Split", [qkv, g.const(p + "split", np.array([c, c, c], np.int64))],
-                       n_out=3, axis=-1)
+        # GQA takes the packed [B, S, 3C] projection as its query and splits it itself.
         past_k, past_v, present_k, present_v = (f"past_key_{i}", f"past_value_{i}",
                                                 f"present_key_{i}", f"present_value_{i}")
         (attn, _, _) = g.op(
             "GroupQueryAttention",
-            [q, k, v, past_k, past_v, "seqlens_k", "total_sequence_length"],
+            [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"],
             outputs=[p + "attn/out", present_k, present_v], name=p + "attn",
             domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head)
         for name in (past_k, past_v):
