@@ -27,7 +27,11 @@ NAME = "ghostpen"
 # Heavy packages the app never imports at run time (dev/test tools, other GUI toolkits).
 EXCLUDED = ["torch", "transformers", "tests", "pytest", "hypothesis", "tkinter", "matplotlib",
             "IPython", "pandas", "scipy", "sympy", "PyQt5", "PyQt6", "PySide2",
-            "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools"]
+            "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools",
+            # model_store downloads over plain HTTP(S); the Xet transfer backend is not used.
+            "hf_xet", "PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"]
+# Bundled pieces the app does not use: Qt's own UI translations (the app is English).
+PRUNED = ["PySide6/Qt/translations"]
 
 INNO_TEMPLATE = """; Inno Setup script for Ghostpen, written by build_installer.py
 [Setup]
@@ -83,6 +87,17 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def strip_symbols(bundle: Path) -> None:
+    """Drop symbol tables from the shared libraries, leaving auditwheel's vendored `*.libs`
+    folders alone: their patched headers break under strip ("ELF load command address/offset
+    not page-aligned"), and so does PyInstaller's own --strip for that reason."""
+    for library in bundle.rglob("*.so*"):
+        if library.is_file() and not library.is_symlink() and not any(
+                part.endswith(".libs") for part in library.parts):
+            subprocess.run(["strip", "--strip-unneeded", str(library)], check=False,
+                           capture_output=True)
+
+
 def build() -> Path:
     import PyInstaller.__main__
 
@@ -91,6 +106,12 @@ def build() -> Path:
     started = time.perf_counter()
     PyInstaller.__main__.run(pyinstaller_args())
     bundle = bundle_path()
+    for relative in PRUNED:
+        for found in bundle.rglob(Path(relative).name):
+            if found.as_posix().endswith(relative):
+                shutil.rmtree(found)
+    if sys.platform.startswith("linux") and shutil.which("strip"):
+        strip_symbols(bundle)
     print(f"built {bundle} in {time.perf_counter() - started:.0f} s")
     if sys.platform.startswith("linux"):
         archive = DIST / f"{NAME}-{__version__}-linux-{platform.machine()}.tar.gz"
