@@ -26,25 +26,9 @@ from app.model_store import (
     TaskProgress,
 )
 from models.checkpoint import load_checkpoint
-from models.export import export_model
-from models.random import write_random_checkpoint
 from tests.hub_server import FakeHub, go_online
 
 REPO = "openai-community/gpt2"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("checkpoint") / "tiny-gpt2"
-    write_random_checkpoint("tiny", folder, seed=3)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def converted(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("converted") / "tiny-fp32"
-    export_model(checkpoint, out, "fp32", progress=lambda _m: None)
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -56,11 +40,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def hub(checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> Iterator[FakeHub]:
     """A stand-in Hub serving the tiny checkpoint as openai-community/gpt2, online."""
     with FakeHub(lifetime_s=60) as server:
-        server.add_repo(REPO, checkpoint)
+        server.add_repo(REPO, tiny_checkpoint)
         go_online(server, monkeypatch, tmp_path / "hf")
         yield server
 
@@ -76,14 +60,14 @@ def leftovers(root: Path) -> list[str]:
 # --- downloads -------------------------------------------------------------------------------
 
 
-def test_download_converts_into_a_model_that_writes(hub: FakeHub, checkpoint: Path,
+def test_download_converts_into_a_model_that_writes(hub: FakeHub, tiny_checkpoint: Path,
                                                     tmp_path: Path) -> None:
     seen: list[TaskProgress] = []
     model = model_store.download_and_convert(REPO, "int8", seen.append)
 
     assert (model.name, model.precision, model.foreign) == ("gpt2-int8", "int8", False)
     assert model.source == f"hf://{REPO}@{hub.commit}"
-    assert model.n_params == load_checkpoint(checkpoint)[0].n_params
+    assert model.n_params == load_checkpoint(tiny_checkpoint)[0].n_params
     assert model_store.list_models() == [model]
     from app.engine.loader import load_engine
 
@@ -92,7 +76,7 @@ def test_download_converts_into_a_model_that_writes(hub: FakeHub, checkpoint: Pa
     assert len(events) == 5
 
     downloads = [p for p in seen if p.stage == "download" and p.total]
-    total = sum(f.stat().st_size for f in checkpoint.iterdir())
+    total = sum(f.stat().st_size for f in tiny_checkpoint.iterdir())
     assert downloads[-1].done == downloads[-1].total == total
     assert all(a.done <= b.done for a, b in itertools.pairwise(downloads))
     assert any(p.stage == "convert" for p in seen)
@@ -113,7 +97,7 @@ def test_a_second_download_comes_from_the_cache(hub: FakeHub) -> None:
     assert [m.name for m in model_store.list_models()] == ["gpt2-fp16", "gpt2-fp32"]
 
 
-def test_dropped_connection_resumes_with_a_range_request(hub: FakeHub, checkpoint: Path,
+def test_dropped_connection_resumes_with_a_range_request(hub: FakeHub, tiny_checkpoint: Path,
                                                          tmp_path: Path) -> None:
     hub.drop("model.safetensors", 5_000_000)
     model = model_store.download_and_convert(REPO, "int8")
@@ -124,11 +108,11 @@ def test_dropped_connection_resumes_with_a_range_request(hub: FakeHub, checkpoin
     offset = int(second.range.removeprefix("bytes=").rstrip("-"))
     assert 0 < offset <= 5_000_000
     blob = next((tmp_path / "hf").rglob("snapshots/*/model.safetensors"))
-    assert blob.read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    assert blob.read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
     assert model.usable
 
 
-def test_interrupted_download_resumes_in_the_next_call(hub: FakeHub, checkpoint: Path,
+def test_interrupted_download_resumes_in_the_next_call(hub: FakeHub, tiny_checkpoint: Path,
                                                        tmp_path: Path) -> None:
     """The connection breaks after 6 MB and the retry is refused: the call fails with one line
     and keeps the bytes; the next call asks only for the rest."""
@@ -146,12 +130,12 @@ def test_interrupted_download_resumes_in_the_next_call(hub: FakeHub, checkpoint:
     last = hub.gets("model.safetensors")[-1]
     assert last.range == f"bytes={kept}-"
     blob = next((tmp_path / "hf").rglob("snapshots/*/model.safetensors"))
-    assert blob.read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    assert blob.read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
     assert partial_files(tmp_path) == []
     assert model.name == "gpt2-int8"
 
 
-def test_a_server_that_ignores_range_starts_the_file_again(hub: FakeHub, checkpoint: Path,
+def test_a_server_that_ignores_range_starts_the_file_again(hub: FakeHub, tiny_checkpoint: Path,
                                                           tmp_path: Path) -> None:
     hub.drop("model.safetensors", 6_000_000)
     hub.refuse("model.safetensors", 503)
@@ -162,7 +146,7 @@ def test_a_server_that_ignores_range_starts_the_file_again(hub: FakeHub, checkpo
     model_store.download_and_convert(REPO, "int8")
     assert hub.gets("model.safetensors")[-1].range is not None  # asked, answered with 200
     blob = next((tmp_path / "hf").rglob("snapshots/*/model.safetensors"))
-    assert blob.read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    assert blob.read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
 
 
 def test_damaged_bytes_are_caught_by_the_checksum(hub: FakeHub, tmp_path: Path) -> None:
@@ -255,26 +239,26 @@ def test_unreachable_hub_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert "check the connection or use Add from folder" in message and "\n" not in message
 
 
-def test_missing_repo_and_pickle_only_repo(hub: FakeHub, checkpoint: Path,
+def test_missing_repo_and_pickle_only_repo(hub: FakeHub, tiny_checkpoint: Path,
                                            tmp_path: Path) -> None:
     with pytest.raises(HubUnavailable, match="not on the Hugging Face Hub"):
         model_store.download_and_convert("someone/nothing", "int8")
     pickled = tmp_path / "pickled"
     pickled.mkdir()
-    shutil.copy(checkpoint / "config.json", pickled)
+    shutil.copy(tiny_checkpoint / "config.json", pickled)
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     hub.add_repo("someone/pickled", pickled)
     with pytest.raises(HubUnavailable, match="only safetensors"):
         model_store.download_and_convert("someone/pickled", "int8")
 
 
-def test_tokenizer_json_is_preferred_to_vocab_and_merges(hub: FakeHub, checkpoint: Path,
+def test_tokenizer_json_is_preferred_to_vocab_and_merges(hub: FakeHub, tiny_checkpoint: Path,
                                                          tmp_path: Path) -> None:
     from app.engine.tokenizer import Tokenizer
 
     folder = tmp_path / "with-tokenizer-json"
-    shutil.copytree(checkpoint, folder)
-    Tokenizer.from_dir(checkpoint).save(folder / "tokenizer.json")
+    shutil.copytree(tiny_checkpoint, folder)
+    Tokenizer.from_dir(tiny_checkpoint).save(folder / "tokenizer.json")
     hub.add_repo("distilbert/distilgpt2", folder)
     model = model_store.download_and_convert("distilbert/distilgpt2", "int8")
     assert model.name == "distilgpt2-int8"
@@ -285,51 +269,52 @@ def test_tokenizer_json_is_preferred_to_vocab_and_merges(hub: FakeHub, checkpoin
 # --- the installed models ------------------------------------------------------------------
 
 
-def test_add_a_checkpoint_folder_converts_it(checkpoint: Path) -> None:
+def test_add_a_checkpoint_folder_converts_it(tiny_checkpoint: Path) -> None:
     seen: list[TaskProgress] = []
-    model = model_store.add_from_folder(checkpoint, "int8", seen.append)
-    assert (model.name, model.precision, model.foreign) == ("tiny-gpt2-int8", "int8", False)
-    assert model.source == str(checkpoint.resolve())
+    model = model_store.add_from_folder(tiny_checkpoint, "int8", seen.append)
+    expected_name = f"{tiny_checkpoint.name}-int8"  # the folder's name and the precision
+    assert (model.name, model.precision, model.foreign) == (expected_name, "int8", False)
+    assert model.source == str(tiny_checkpoint.resolve())
     assert model.size_bytes == sum(f.stat().st_size for f in model.path.iterdir())
-    assert [m.name for m in model_store.list_models()] == ["tiny-gpt2-int8"]
+    assert [m.name for m in model_store.list_models()] == [f"{tiny_checkpoint.name}-int8"]
     assert any(p.stage == "convert" for p in seen)
 
 
-def test_add_our_model_folder_copies_it(converted: Path) -> None:
+def test_add_our_model_folder_copies_it(tiny_model: Path) -> None:
     seen: list[TaskProgress] = []
-    first = model_store.add_from_folder(converted, progress=seen.append)
-    second = model_store.add_from_folder(converted)
+    first = model_store.add_from_folder(tiny_model, progress=seen.append)
+    second = model_store.add_from_folder(tiny_model)
     assert (first.name, second.name) == ("tiny-fp32", "tiny-fp32-2")
     assert (first.precision, first.foreign) == ("fp32", False)
     assert sorted(p.name for p in first.path.iterdir()) == \
-        sorted(p.name for p in converted.iterdir())
-    assert seen[-1].done == seen[-1].total == sum(f.stat().st_size for f in converted.iterdir())
+        sorted(p.name for p in tiny_model.iterdir())
+    assert seen[-1].done == seen[-1].total == sum(f.stat().st_size for f in tiny_model.iterdir())
     from app.engine.loader import load_engine
 
     assert load_engine(second.path, "cpu").count_tokens("hello world") == 2
 
 
-def test_add_a_foreign_onnx_folder_copies_it(checkpoint: Path, tmp_path: Path) -> None:
+def test_add_a_foreign_onnx_folder_copies_it(tiny_checkpoint: Path, tmp_path: Path) -> None:
     from tests.engine.foreign_export import write_foreign_export
 
-    foreign = write_foreign_export(checkpoint, tmp_path / "optimum-gpt2", "optimum")
+    foreign = write_foreign_export(tiny_checkpoint, tmp_path / "optimum-gpt2", "optimum")
     (foreign / "pytorch_model.bin").write_bytes(b"not copied")
     model = model_store.add_from_folder(foreign)
     assert (model.name, model.foreign) == ("optimum-gpt2", True)
     assert (model.path / "onnx" / "model.onnx").exists()
     assert not (model.path / "pytorch_model.bin").exists()
     assert model.source == str(foreign.resolve())
-    assert model.n_params == load_checkpoint(checkpoint)[0].n_params
+    assert model.n_params == load_checkpoint(tiny_checkpoint)[0].n_params
     from app.engine.loader import load_engine
 
     events = list(load_engine(model.path, "cpu").generate("Hi", SamplingParams(max_new_tokens=3)))
     assert len(events) == 3
 
 
-def test_a_pickle_only_folder_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+def test_a_pickle_only_folder_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
     folder = tmp_path / "pickled"
     folder.mkdir()
-    shutil.copy(checkpoint / "config.json", folder)
+    shutil.copy(tiny_checkpoint / "config.json", folder)
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     with pytest.raises(ModelLoadError) as expected:
         load_checkpoint(folder)
@@ -340,17 +325,17 @@ def test_a_pickle_only_folder_is_refused(checkpoint: Path, tmp_path: Path) -> No
     assert model_store.list_models() == []
 
 
-def test_cancel_a_copy_leaves_nothing(converted: Path, tmp_path: Path) -> None:
+def test_cancel_a_copy_leaves_nothing(tiny_model: Path, tmp_path: Path) -> None:
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
-        model_store.add_from_folder(converted, cancel=cancel)
+        model_store.add_from_folder(tiny_model, cancel=cancel)
     assert leftovers(tmp_path / "data" / "models") == []
 
 
-def test_remove_and_damaged_models(converted: Path) -> None:
-    kept = model_store.add_from_folder(converted, name="kept")
-    broken = model_store.add_from_folder(converted, name="broken")
+def test_remove_and_damaged_models(tiny_model: Path) -> None:
+    kept = model_store.add_from_folder(tiny_model, name="kept")
+    broken = model_store.add_from_folder(tiny_model, name="broken")
     (broken.path / "model.onnx").write_bytes(b"short")
     listed = {m.name: m for m in model_store.list_models()}
     assert listed["kept"].usable and not listed["broken"].usable

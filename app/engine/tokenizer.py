@@ -57,7 +57,33 @@ def _check_id(token_id: int, vocab_size: int) -> None:
         raise ValueError(f"token id {token_id} is outside the vocabulary (0..{vocab_size - 1})")
 
 
-class Tokenizer:
+class _TokenTable:
+    """Per-token bytes and display text, shared by both tokenizers. Subclasses fill
+    `_bytes` (one entry per id) and call `_finish_table()`."""
+
+    vocab_size: int
+    _bytes: list[bytes]
+
+    def _finish_table(self) -> None:
+        self._texts = [b.decode("utf-8", errors="replace") for b in self._bytes]
+        self._containing: dict[frozenset[str], frozenset[int]] = {}
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes one token stands for (possibly part of a UTF-8 character)."""
+        _check_id(token_id, self.vocab_size)
+        return self._bytes[token_id]
+
+    def token_text(self, token_id: int) -> str:
+        """A display form of one token: U+FFFD where it holds part of a character."""
+        _check_id(token_id, self.vocab_size)
+        return self._texts[token_id]
+
+    def ids_containing(self, substrings: Iterable[str]) -> frozenset[int]:
+        """Ids of the tokens whose own text contains any of `substrings` (empty ones ignored)."""
+        return _ids_containing(self._texts, self._containing, substrings)
+
+
+class Tokenizer(_TokenTable):
     """GPT-2 byte-level BPE through the `tokenizers` library."""
 
     def __init__(self, backend: _HFTokenizer, source: Path) -> None:
@@ -81,8 +107,7 @@ class Tokenizer:
         self._bytes = [b""] * self.vocab_size
         for piece, token_id in vocab.items():
             self._bytes[token_id] = _piece_bytes(piece)
-        self._texts = [b.decode("utf-8", errors="replace") for b in self._bytes]
-        self._containing: dict[frozenset[str], frozenset[int]] = {}
+        self._finish_table()
 
     @classmethod
     def gpt2(cls) -> Tokenizer:
@@ -128,20 +153,6 @@ class Tokenizer:
             _check_id(token_id, self.vocab_size)
         return self._backend.decode(ids, skip_special_tokens=False)
 
-    def token_bytes(self, token_id: int) -> bytes:
-        """The raw bytes one token stands for (possibly part of a UTF-8 character)."""
-        _check_id(token_id, self.vocab_size)
-        return self._bytes[token_id]
-
-    def token_text(self, token_id: int) -> str:
-        """A display form of one token: U+FFFD where it holds part of a character."""
-        _check_id(token_id, self.vocab_size)
-        return self._texts[token_id]
-
-    def ids_containing(self, substrings: Iterable[str]) -> frozenset[int]:
-        """Ids of the tokens whose own text contains any of `substrings` (empty ones ignored)."""
-        return _ids_containing(self._texts, self._containing, substrings)
-
 
 def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
     try:
@@ -178,15 +189,14 @@ def _ids_containing(
     return cache[key]
 
 
-class ByteTokenizer:
+class ByteTokenizer(_TokenTable):
     """Ids 0..255 are bytes, 256 is "<|endoftext|>": the tokenizer of the fake engine."""
 
     def __init__(self) -> None:
         self.eos_id: int = 256
         self.vocab_size: int = 257
         self._bytes = [bytes([b]) for b in range(256)] + [EOS_TOKEN.encode("utf-8")]
-        self._texts = [b.decode("utf-8", errors="replace") for b in self._bytes]
-        self._containing: dict[frozenset[str], frozenset[int]] = {}
+        self._finish_table()
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
@@ -199,16 +209,6 @@ class ByteTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
 
-    def token_bytes(self, token_id: int) -> bytes:
-        _check_id(token_id, self.vocab_size)
-        return self._bytes[token_id]
-
-    def token_text(self, token_id: int) -> str:
-        _check_id(token_id, self.vocab_size)
-        return self._texts[token_id]
-
-    def ids_containing(self, substrings: Iterable[str]) -> frozenset[int]:
-        return _ids_containing(self._texts, self._containing, substrings)
 
 
 class IncrementalDecoder:

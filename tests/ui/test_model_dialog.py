@@ -19,28 +19,12 @@ from app.model_store import InstalledModel
 from app.ui.model_dialog import ModelDialog
 from app.ui.model_tasks import BAR_STEPS
 from app.ui.welcome import WelcomeDialog
-from models.export import export_model
-from models.random import write_random_checkpoint
 from tests.hub_server import FakeHub, go_online
 from tests.ui.conftest import Answers
 
 REPO = "openai-community/gpt2"
 CPU = ["CPUExecutionProvider"]
 JOB_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("checkpoint") / "tiny-gpt2"
-    write_random_checkpoint("tiny", folder, seed=5)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def converted(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("converted") / "tiny-fp32"
-    export_model(checkpoint, out, "fp32", progress=lambda _m: None)
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +36,10 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def hub(checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> Iterator[FakeHub]:
     with FakeHub(lifetime_s=60) as server:
-        server.add_repo(REPO, checkpoint)
+        server.add_repo(REPO, tiny_checkpoint)
         go_online(server, monkeypatch, tmp_path / "hf")
         yield server
 
@@ -82,17 +67,17 @@ def rows(dialog: ModelDialog) -> list[list[str]]:
             for r in range(table.rowCount())]
 
 
-def install(converted: Path, name: str) -> InstalledModel:
-    return model_store.add_from_folder(converted, name=name)
+def install(tiny_model: Path, name: str) -> InstalledModel:
+    return model_store.add_from_folder(tiny_model, name=name)
 
 
 def test_lists_models_with_parameters_precision_and_size(make_dialog: type[ModelDialog],
-                                                         converted: Path) -> None:
+                                                         tiny_model: Path) -> None:
     empty = make_dialog()
     assert empty.table.rowCount() == 0 and empty.empty.isVisible()
     assert not empty.use_button.isEnabled() and not empty.remove_button.isEnabled()
 
-    model = install(converted, "tiny")
+    model = install(tiny_model, "tiny")
     dialog = make_dialog(current="tiny")
     assert rows(dialog) == [["tiny", model_store.format_params(model.n_params), "fp32",
                              model_store.format_bytes(model.size_bytes), "Ghostpen · in use"]]
@@ -169,13 +154,13 @@ def test_offline_error_is_one_line(make_dialog: type[ModelDialog], qtbot: QtBot,
 
 
 def test_add_from_folder_converts_a_checkpoint(make_dialog: type[ModelDialog], qtbot: QtBot,
-                                               answer: Answers, checkpoint: Path) -> None:
-    answer.set(QFileDialog, "getExistingDirectory", str(checkpoint))
+                                               answer: Answers, tiny_checkpoint: Path) -> None:
+    answer.set(QFileDialog, "getExistingDirectory", str(tiny_checkpoint))
     dialog = make_dialog()
     with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS) as installed:
         qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
-    assert installed.args == ["tiny-gpt2-int8"]
-    assert [r[0] for r in rows(dialog)] == ["tiny-gpt2-int8"]
+    assert installed.args == [f"{tiny_checkpoint.name}-int8"]
+    assert [r[0] for r in rows(dialog)] == [f"{tiny_checkpoint.name}-int8"]
 
 
 def test_add_from_folder_refuses_pickles_in_one_line(make_dialog: type[ModelDialog],
@@ -192,9 +177,9 @@ def test_add_from_folder_refuses_pickles_in_one_line(make_dialog: type[ModelDial
 
 
 def test_remove_asks_then_removes(make_dialog: type[ModelDialog], answer: Answers,
-                                  converted: Path, qtbot: QtBot) -> None:
-    install(converted, "first")
-    install(converted, "second")
+                                  tiny_model: Path, qtbot: QtBot) -> None:
+    install(tiny_model, "first")
+    install(tiny_model, "second")
     dialog = make_dialog()
     dialog.table.selectRow(1)
     assert dialog.selected_name() == "second"
@@ -212,10 +197,10 @@ def test_remove_asks_then_removes(make_dialog: type[ModelDialog], answer: Answer
     assert "second" in answer.asked[-1][1][2]  # the question named the model
 
 
-def test_use_emits_model_chosen(make_dialog: type[ModelDialog], converted: Path,
+def test_use_emits_model_chosen(make_dialog: type[ModelDialog], tiny_model: Path,
                                 qtbot: QtBot) -> None:
-    install(converted, "alpha")
-    install(converted, "beta")
+    install(tiny_model, "alpha")
+    install(tiny_model, "beta")
     dialog = make_dialog(current="alpha")
     assert dialog.selected_name() == "alpha"  # the model in use is selected first
     dialog.table.selectRow(1)
@@ -226,8 +211,8 @@ def test_use_emits_model_chosen(make_dialog: type[ModelDialog], converted: Path,
 
 
 def test_damaged_model_can_be_removed_not_used(make_dialog: type[ModelDialog],
-                                               converted: Path) -> None:
-    broken = install(converted, "broken")
+                                               tiny_model: Path) -> None:
+    broken = install(tiny_model, "broken")
     (broken.path / "model.onnx").write_bytes(b"short")
     dialog = make_dialog()
     assert rows(dialog)[0][4] == "Damaged"
