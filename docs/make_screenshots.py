@@ -134,6 +134,19 @@ def shoot() -> int:
         window.editor.moveCursor(QTextCursor.MoveOperation.End)
     window.set_theme("light")
     capture("light-distribution")
+
+    # Ghost text: type at the end and let the pause pass.
+    window.set_token_view(False)
+    window.editor.setFocus()
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    window.editor.insertPlainText(" The sea")
+    window.autocomplete.request_now()
+    wait_for(lambda: window.editor.ghost is not None)
+    capture("light-ghost-text")
+    window.editor.dismiss_ghost()
+
+    window.open_models_dialog()
+    capture("light-models")
     window.shutdown(keep_unsaved=False)
     return 0
 

@@ -365,6 +365,7 @@ class MainWindow(QMainWindow):
             + (f", {info.n_params / 1e6:.0f}M parameters" if info.n_params else "")
             + "".join(f"\n{note}" for note in info.notes))
         self.context_label.setText(f"Context – / {info.n_ctx}")
+        self.panel.distribution.set_empty_text("Working out the next-token chances…")
         if info.fallback_reason:
             self.fallback_label.setText(f"⚠ {info.fallback_reason}")
             self.fallback_label.setToolTip(info.fallback_reason)
@@ -398,6 +399,8 @@ class MainWindow(QMainWindow):
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.statusBar().showMessage("Generating… (Esc stops)")
+            self.panel.distribution.set_empty_text(
+                "The next-token chances show again when the model stops writing.")
         self._update_actions()
         if not running:
             self._schedule_preview()
