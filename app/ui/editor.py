@@ -173,7 +173,7 @@ class Editor(QPlainTextEdit):
         self._last_generation = (first, end)
         self.setTextCursor(QTextCursor(cursor))
         self.ensureCursorVisible()
-        self._repaint_marks.start()
+        self._schedule_marks()
 
     def end_generation(self) -> None:
         cursor = self._gen_cursor
@@ -233,6 +233,12 @@ class Editor(QPlainTextEdit):
 
     def token_view(self) -> bool:
         return self._token_view
+
+    def _schedule_marks(self) -> None:
+        # A throttle, not a debounce: tokens stream in faster than the 30 ms interval, and
+        # restarting the timer on each one would leave the colours unpainted until the end.
+        if not self._repaint_marks.isActive():
+            self._repaint_marks.start()
 
     def refresh_marks(self) -> None:
         """Paint the generated-text wash, or in the token view each token's probability."""
@@ -333,7 +339,7 @@ class Editor(QPlainTextEdit):
             self._last_generation = shift_range(self._last_generation, pos, removed, added)
         if self.popup.isVisible() and self.popup.span not in self._spans:
             self.popup.hide()
-        self._repaint_marks.start()
+        self._schedule_marks()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         super().mouseMoveEvent(event)

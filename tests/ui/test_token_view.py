@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
 from pytestqt.qtbot import QtBot
 
+from app.engine.fake import FakeEngine
 from app.ui.main_window import MainWindow
 from app.ui.spans import TokenSpan
 
@@ -118,3 +121,19 @@ def test_no_popup_outside_generated_text(qtbot: QtBot, window: MainWindow) -> No
     qtbot.mouseMove(window.editor.viewport(), left.center() + QPoint(2, 0))  # over "H"
     qtbot.wait(window.editor._hover_timer.interval() + 50)
     assert not window.editor.popup.isVisible()
+
+
+def test_token_colours_are_painted_while_tokens_stream_in(qtbot: QtBot,
+                                                          make_window: Callable[..., MainWindow]
+                                                          ) -> None:
+    """Tokens arriving faster than the repaint interval must not postpone the colours to
+    the end of the generation."""
+    window = make_window(engine=lambda: FakeEngine(token_delay_s=0.005))
+    window.set_token_view(True)
+    set_max_tokens(window, 400)
+    window.generate_action.trigger()
+    qtbot.waitUntil(lambda: len(window.editor.tokens()) > 40, timeout=10000)
+    assert window.generation.running
+    qtbot.waitUntil(lambda: len(window.editor.extraSelections()) > 20, timeout=1000)
+    assert window.generation.running  # painted before the end, not after it
+    window.stop_action.trigger()
