@@ -29,7 +29,9 @@ EXCLUDED = ["torch", "transformers", "tests", "pytest", "hypothesis", "tkinter",
             "IPython", "pandas", "scipy", "sympy", "PyQt5", "PyQt6", "PySide2",
             "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools",
             # model_store downloads over plain HTTP(S); the Xet transfer backend is not used.
-            "hf_xet", "PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"]
+            # (checked by running the model-store tests with these modules blocked).
+            "hf_xet", "pydantic", "pydantic_core",
+            "PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"]
 # Bundled pieces the app does not use: Qt's own UI translations (the app is English).
 PRUNED = ["PySide6/Qt/translations"]
 
