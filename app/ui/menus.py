@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
 from app.ui.engines import DEVICE_LABELS, DEVICES
@@ -15,6 +15,12 @@ from app.ui.theme import THEMES
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
+
+
+# Chords (Ctrl+K, then a letter) keep these out of the way of writing and of each other.
+THEME_KEYS = {"system": "Ctrl+K, S", "light": "Ctrl+K, L", "dark": "Ctrl+K, D"}
+DEVICE_KEYS = {"auto": "Ctrl+K, A", "cpu": "Ctrl+K, C", "cuda": "Ctrl+K, U",
+               "directml": "Ctrl+K, M"}
 
 
 class WindowMenus:
@@ -64,7 +70,8 @@ class WindowMenus:
         view_menu.addActions([w.panel_action, w.distribution_action])
         view_menu.addSeparator()
         self.theme_group = self._choices(view_menu.addMenu("T&heme"), {
-            theme: (f"&{theme.capitalize()}", f"Use the {theme} theme") for theme in THEMES})
+            theme: (f"&{theme.capitalize()}", f"Use the {theme} theme") for theme in THEMES},
+            THEME_KEYS)
         view_menu.addActions([w.font_action, w.zoom_in_action, w.zoom_out_action,
                               w.zoom_reset_action])
         view_menu.addSeparator()
@@ -75,7 +82,7 @@ class WindowMenus:
                                 w.open_models_folder_action])
         self.device_group = self._choices(models_menu.addMenu("&Device"), {
             device: (label, f"Run the model on: {label.replace('&', '')}")
-            for device, label in ((d, DEVICE_LABELS[d]) for d in DEVICES)})
+            for device, label in ((d, DEVICE_LABELS[d]) for d in DEVICES)}, DEVICE_KEYS)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addActions([w.shortcuts_action, w.about_action])
@@ -92,11 +99,14 @@ class WindowMenus:
         w.addToolBar(toolbar)
         self.toolbar = toolbar
 
-    def _choices(self, menu: QMenu, items: dict[str, tuple[str, str]]) -> QActionGroup:
+    def _choices(self, menu: QMenu, items: dict[str, tuple[str, str]],
+                 keys: dict[str, str]) -> QActionGroup:
         """One exclusive, checkable entry per value; the chosen value is the action's data."""
         group = QActionGroup(menu)
         for value, (text, tip) in items.items():
             action = menu.addAction(text)
+            action.setShortcut(QKeySequence(keys[value]))
+            self.window.addAction(action)  # the shortcut works with the menu closed
             action.setCheckable(True)
             action.setData(value)
             action.setStatusTip(tip)
