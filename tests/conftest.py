@@ -4,13 +4,14 @@ checkpoints and their conversions)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from models.export import export_model
 from models.random import write_random_checkpoint
+from tests.hub_server import GPT2_REPO, FakeHub, go_online
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,3 +45,14 @@ def tiny_checkpoint(model_cache: Callable[..., Path]) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(model_cache: Callable[..., Path]) -> Path:
     return model_cache("tiny", "fp32")
+
+
+@pytest.fixture
+def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> Iterator[FakeHub]:
+    """A stand-in Hub on loopback serving the tiny checkpoint as openai-community/gpt2, with
+    huggingface_hub pointed at it (online, its cache in tmp_path)."""
+    with FakeHub(lifetime_s=60) as server:
+        server.add_repo(GPT2_REPO, tiny_checkpoint)
+        go_online(server, monkeypatch, tmp_path / "hf")
+        yield server

@@ -29,6 +29,8 @@ from types import TracebackType
 
 LFS_FILES = ("model.safetensors",)
 
+GPT2_REPO = "openai-community/gpt2"  # the repo the stand-in Hub serves in tests
+
 
 @dataclass(frozen=True)
 class Logged:

@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +25,9 @@ from app.model_store import (
     TaskProgress,
 )
 from models.checkpoint import load_checkpoint
-from tests.hub_server import FakeHub, go_online
+from tests.hub_server import GPT2_REPO, FakeHub, go_online
 
-REPO = "openai-community/gpt2"
+REPO = GPT2_REPO
 
 
 @pytest.fixture(autouse=True)
@@ -37,16 +36,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     return tmp_path
-
-
-@pytest.fixture
-def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> Iterator[FakeHub]:
-    """A stand-in Hub serving the tiny checkpoint as openai-community/gpt2, online."""
-    with FakeHub(lifetime_s=60) as server:
-        server.add_repo(REPO, tiny_checkpoint)
-        go_online(server, monkeypatch, tmp_path / "hf")
-        yield server
 
 
 def partial_files(tmp_path: Path) -> list[Path]:

@@ -19,10 +19,10 @@ from app.model_store import InstalledModel
 from app.ui.model_dialog import ModelDialog
 from app.ui.model_tasks import BAR_STEPS
 from app.ui.welcome import WelcomeDialog
-from tests.hub_server import FakeHub, go_online
+from tests.hub_server import GPT2_REPO, FakeHub
 from tests.ui.conftest import Answers
 
-REPO = "openai-community/gpt2"
+REPO = GPT2_REPO
 CPU = ["CPUExecutionProvider"]
 JOB_TIMEOUT_MS = 30_000
 
@@ -33,15 +33,6 @@ def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     return tmp_path / "hf"
-
-
-@pytest.fixture
-def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> Iterator[FakeHub]:
-    with FakeHub(lifetime_s=60) as server:
-        server.add_repo(REPO, tiny_checkpoint)
-        go_online(server, monkeypatch, tmp_path / "hf")
-        yield server
 
 
 @pytest.fixture
