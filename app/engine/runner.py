@@ -37,8 +37,6 @@ def make_session_options(threads: int | None) -> object:
     options.intra_op_num_threads = threads or 0
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initializers are not the user's business
-    if os.environ.get("GHOSTPEN_SPIN") == "0":
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
