@@ -50,7 +50,7 @@ class GenerationStats:
     reused_tokens: int = 0  # prompt tokens served from the KV cache, not run again
     prefill_ms: float = 0.0
     decode_tok_s: float = 0.0
-    stop_reason: str = ""  # "max_new_tokens", "eos", "stop_string", "cancelled", "context_full"
+    stop_reason: str = ""  # max_new_tokens | eos | stop_string | cancelled | suggested
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ class Generator:
         self.n_ctx: int = runner.n_ctx  # type: ignore[attr-defined]
         self.cache: KVCache = runner.new_cache()  # type: ignore[attr-defined]
         self.last_stats = GenerationStats()
+        self.reused_tokens = 0  # of the last feed(): tokens the cache already held
         self.reuse_prefix = True  # off only to measure what prefix reuse saves
         self._breakers: dict[tuple[str, ...], frozenset[int]] = {}
 
@@ -126,7 +127,7 @@ class Generator:
             chunk = list(ids[start : start + PREFILL_CHUNK])
             logits = self.runner.forward(np.array([chunk]), cache)[0, -1]  # type: ignore[attr-defined]
             cache.tokens.extend(chunk)
-        self.last_stats.reused_tokens = reuse
+        self.reused_tokens = reuse
         assert logits is not None
         return logits.copy()
 
@@ -151,8 +152,7 @@ class Generator:
         stats.prompt_tokens = len(window)
         started = time.perf_counter()
         logits = self.feed(window, cancel)
-        stats.reused_tokens = self.last_stats.reused_tokens
-        self.last_stats = stats
+        stats.reused_tokens = self.reused_tokens
         stats.prefill_ms = (time.perf_counter() - started) * 1000
         if logits is None:
             stats.stop_reason = "cancelled"
@@ -298,7 +298,12 @@ class Generator:
         kept ones), so the alternatives differ from the first word on.
         """
         window = self._window(prompt_ids, max_tokens + 1)
+        started = time.perf_counter()
         logits = self.feed(window, cancel)
+        self.last_stats = GenerationStats(
+            prompt_tokens=len(window), reused_tokens=self.reused_tokens,
+            prefill_ms=(time.perf_counter() - started) * 1000,
+            stop_reason="cancelled" if logits is None else "suggested")
         if logits is None:
             return []
         rng = np.random.default_rng(params.seed)

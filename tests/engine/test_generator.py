@@ -163,7 +163,7 @@ def test_typing_across_a_slide_point_rereads_the_window_once(engine: Engine) -> 
     # the length goes back and forth as words grow and are retokenised; the preview runs between
     for n in (3008, 3009, 3008, 3010, 3009, 3040, 3063, 3064, 3063, 3065, 3064, 3070):
         gen.candidates(text[:n], GREEDY)
-        full_reads += [n] if gen.last_stats.reused_tokens == 0 else []
+        full_reads += [n] if gen.reused_tokens == 0 else []
         gen.suggest(text[:n], GREEDY, 3, 8)
-        full_reads += [n] if gen.last_stats.reused_tokens == 0 else []
+        full_reads += [n] if gen.reused_tokens == 0 else []
     assert full_reads == [3064]  # once, where the suggestion's room ran out
