@@ -9,6 +9,7 @@ V vocab.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +50,27 @@ def create_session(path: Path, device: str, threads: int | None) -> tuple[object
     options = make_session_options(threads)
     for index, provider in enumerate(choice.providers):
         try:
-            session = ort.InferenceSession(str(path), options, providers=[provider])
-            return session, reason
+            # onnxruntime often does not raise when a GPU provider cannot start: it warns and
+            # quietly runs on the CPU. Catch the warning and compare what actually runs.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                session = ort.InferenceSession(str(path), options, providers=[provider])
         except Exception as error:  # a provider that fails to start must not stop the app
             if provider == "CPUExecutionProvider" or index == len(choice.providers) - 1:
                 raise ModelLoadError(_describe_load_failure(path, error)) from error
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            reason = f"{provider} failed to start ({first_line[:160]}); running on CPU."
+            reason = f"{provider} failed to start ({_first_line(error)}); running on CPU."
+            continue
+        running = session.get_providers()[0]
+        if running != provider:
+            why = f" ({_first_line(caught[0].message)})" if caught else ""
+            reason = f"{provider} failed to start{why}; running on CPU."
+        return session, reason
     raise AssertionError("unreachable: CPU is always the last provider")
+
+
+def _first_line(message: object) -> str:
+    text = str(message).strip()
+    return text.splitlines()[0][:160] if text else "no reason given"
 
 
 def _describe_load_failure(path: Path, error: Exception) -> str:

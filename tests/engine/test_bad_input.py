@@ -150,3 +150,19 @@ def test_a_5000_token_prompt_keeps_its_end_and_generates(tiny_model: Path) -> No
 
 def test_errors_are_ghostpen_errors_so_the_ui_can_show_them() -> None:
     assert issubclass(ModelLoadError, GhostpenError)
+
+
+def test_a_gpu_provider_that_does_not_start_falls_back_to_cpu_and_says_why(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxruntime only warns when a requested provider cannot start; the reason must still
+    reach the person (the status bar shows EngineInfo.fallback_reason)."""
+    import app.engine.providers as providers
+
+    monkeypatch.setattr(providers, "available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    engine = load_engine(tiny_model, device="cuda")
+    assert engine.info.provider == "CPUExecutionProvider"
+    reason = engine.info.fallback_reason
+    assert reason.startswith("CUDAExecutionProvider failed to start (")
+    assert reason.endswith("; running on CPU.") and "\n" not in reason
+    assert len(list(engine.generate("Hi", GREEDY.replace(max_new_tokens=3)))) == 3
