@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,6 @@ def _folder_mb(folder: Path, names: tuple[str, ...] | None = None) -> float:
 
 
 def measure_ours(model: Path, threads: int) -> dict[str, Any]:
-    import numpy as np
 
     from app.engine.engine import load_engine
     from app.engine.sampling_params import GREEDY
@@ -66,29 +66,36 @@ def measure_ours(model: Path, threads: int) -> dict[str, Any]:
         prefill.append((time.perf_counter() - started) * 1000)
 
     def decode(prompt_len: int, n: int) -> float:
-        """Median of REPEATS runs: this machine's neighbours move single runs by +-30%."""
-        speeds = []
-        for _ in range(REPEATS):
-            gen.cache.reset()
-            params = GREEDY.replace(max_new_tokens=n)
-            events = list(gen.generate(long_ids[:prompt_len], params))
-            assert len(events) == n or gen.last_stats.stop_reason == "eos"
-            speeds.append(gen.last_stats.decode_tok_s)
-        return float(np.median(speeds))
+        gen.cache.reset()
+        events = list(gen.generate(long_ids[:prompt_len], GREEDY.replace(max_new_tokens=n)))
+        assert len(events) == n or gen.last_stats.stop_reason == "eos"
+        return gen.last_stats.decode_tok_s
 
-    decode(32, 16)
+    return _row(prefill, decode, _folder_mb(model, ("model.onnx", "model.onnx.data")),
+                engine.info.provider)
+
+
+def _row(prefill_ms: list[float], decode: Callable[[int, int], float], model_mb: float,
+         provider: str) -> dict[str, Any]:
+    """One table row. Decode figures are medians of REPEATS runs: this machine's neighbours
+    move single runs by +-30%."""
+    import numpy as np
+
+    def median_decode(prompt_len: int, n: int) -> float:
+        return float(np.median([decode(prompt_len, n) for _ in range(REPEATS)]))
+
+    decode(32, 8)  # warm-up
     return {
-        "prefill_512_ms": float(np.median(prefill)),
-        "decode_32_tok_s": decode(32, 128),
-        "decode_900_tok_s": decode(896, 64),
+        "prefill_512_ms": float(np.median(prefill_ms)),
+        "decode_32_tok_s": median_decode(32, 128),
+        "decode_900_tok_s": median_decode(896, 64),
         "peak_rss_mb": _peak_rss_mb(),
-        "model_mb": _folder_mb(model, ("model.onnx", "model.onnx.data")),
-        "provider": engine.info.provider,
+        "model_mb": model_mb,
+        "provider": provider,
     }
 
 
 def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
-    import numpy as np
     import torch
     from transformers import GPT2LMHeadModel
 
@@ -104,25 +111,15 @@ def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
             prefill.append((time.perf_counter() - started) * 1000)
 
         def decode(prompt_len: int, n: int) -> float:
-            speeds = []
-            for _ in range(REPEATS):
-                out = model(ids[:, :prompt_len], use_cache=True)
-                started = time.perf_counter()
-                for _ in range(n):
-                    token = out.logits[:, -1:].argmax(-1)
-                    out = model(token, past_key_values=out.past_key_values, use_cache=True)
-                speeds.append(n / (time.perf_counter() - started))
-            return float(np.median(speeds))
+            out = model(ids[:, :prompt_len], use_cache=True)
+            started = time.perf_counter()
+            for _ in range(n):
+                token = out.logits[:, -1:].argmax(-1)
+                out = model(token, past_key_values=out.past_key_values, use_cache=True)
+            return n / (time.perf_counter() - started)
 
-        decode(32, 8)
-        return {
-            "prefill_512_ms": float(np.median(prefill)),
-            "decode_32_tok_s": decode(32, 128),
-            "decode_900_tok_s": decode(896, 64),
-            "peak_rss_mb": _peak_rss_mb(),
-            "model_mb": _folder_mb(checkpoint, ("model.safetensors",)),
-            "provider": f"torch {torch.__version__}",
-        }
+        return _row(prefill, decode, _folder_mb(checkpoint, ("model.safetensors",)),
+                    f"torch {torch.__version__}")
 
 
 def _prepare(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, Path]:

@@ -202,30 +202,28 @@ class SamplingPanel(QWidget):
         self.seed_box.valueChanged.connect(self._on_seed_edited)
 
     def _add_mirostat(self, grid: QGridLayout) -> None:
-        row = grid.rowCount()
-        label = QLabel("Mirostat", self)
         self.mirostat_box = QComboBox(self)
         self.mirostat_box.addItems(["Off", "Version 2"])
-        self.mirostat_box.setAccessibleName("Mirostat")
-        self.mirostat_box.setAccessibleDescription(MIROSTAT_TOOLTIP)
-        label.setToolTip(MIROSTAT_TOOLTIP)
-        self.mirostat_box.setToolTip(MIROSTAT_TOOLTIP)
-        label.setBuddy(self.mirostat_box)
-        grid.addWidget(label, row, 0)
-        grid.addWidget(self.mirostat_box, row, 1, 1, 2)
+        self._add_labelled(grid, "Mirostat", self.mirostat_box, "Mirostat", MIROSTAT_TOOLTIP)
         self.mirostat_box.currentIndexChanged.connect(self._on_value_changed)
 
-    def _add_breakers(self, grid: QGridLayout) -> None:
+    def _add_labelled(self, grid: QGridLayout, text: str, widget: QWidget, name: str,
+                      tooltip: str) -> None:
+        """A new grid row: a label (the widget's buddy) and the widget, both explained."""
         row = grid.rowCount()
-        label = QLabel("Breakers", self)
-        self.breakers_edit = QLineEdit(self)
-        self.breakers_edit.setAccessibleName("DRY sequence breakers")
-        self.breakers_edit.setAccessibleDescription(BREAKERS_TOOLTIP)
-        label.setToolTip(BREAKERS_TOOLTIP)
-        self.breakers_edit.setToolTip(BREAKERS_TOOLTIP)
-        label.setBuddy(self.breakers_edit)
+        label = QLabel(text, self)
+        widget.setAccessibleName(name)
+        widget.setAccessibleDescription(tooltip)
+        label.setToolTip(tooltip)
+        widget.setToolTip(tooltip)
+        label.setBuddy(widget)
         grid.addWidget(label, row, 0)
-        grid.addWidget(self.breakers_edit, row, 1, 1, 2)
+        grid.addWidget(widget, row, 1, 1, 2)
+
+    def _add_breakers(self, grid: QGridLayout) -> None:
+        self.breakers_edit = QLineEdit(self)
+        self._add_labelled(grid, "Breakers", self.breakers_edit, "DRY sequence breakers",
+                           BREAKERS_TOOLTIP)
         self.breakers_edit.editingFinished.connect(self._on_value_changed)
 
     def _make_order_section(self, parent: QWidget) -> Section:
