@@ -30,6 +30,9 @@ class GraphShape:
     cache_dtype: type
 
 
+CACHE_DEVICES = {"CUDAExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
+
+
 def make_session_options(threads: int | None) -> object:
     import onnxruntime as ort
 
@@ -93,6 +96,8 @@ class ModelRunner:
         self.shape = shape
         self.fallback_reason = fallback_reason
         self.provider: str = session.get_providers()[0]  # type: ignore[attr-defined]
+        # GPU providers keep the cache on their device; the CPU provider in numpy arrays.
+        self.cache_device = CACHE_DEVICES.get(self.provider, "numpy")
         self._binding = session.io_binding()  # type: ignore[attr-defined]
         self._bound_cache: tuple[int, int] | None = None  # (id of cache buffers, rows bound)
         self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
@@ -103,19 +108,21 @@ class ModelRunner:
 
     def new_cache(self, batch: int = 1) -> KVCache:
         s = self.shape
-        return KVCache(s.n_layer, s.n_head, s.head_dim, s.n_positions, s.cache_dtype, batch)
+        return KVCache(s.n_layer, s.n_head, s.head_dim, s.n_positions, s.cache_dtype, batch,
+                       device=self.cache_device)
 
     def _bind_cache(self, cache: KVCache, rows: int) -> None:
         key = (id(cache.keys[0]), rows)
         if self._bound_cache == key:
             return
         shape = [rows, self.shape.n_head, cache.max_len, self.shape.head_dim]
+        device = "cpu" if cache.on_host else cache.device
         b = self._binding
         for i in range(self.shape.n_layer):
             for kind, buffer in (("key", cache.keys[i]), ("value", cache.values[i])):
-                ptr = buffer.ctypes.data  # rows 0..rows-1 are the first `rows` of the buffer
-                b.bind_input(f"past_{kind}_{i}", "cpu", 0, cache.dtype, shape, ptr)
-                b.bind_output(f"present_{kind}_{i}", "cpu", 0, cache.dtype, shape, ptr)
+                ptr = cache.pointer(buffer)  # past and present: one buffer, written in place
+                b.bind_input(f"past_{kind}_{i}", device, 0, cache.dtype, shape, ptr)
+                b.bind_output(f"present_{kind}_{i}", device, 0, cache.dtype, shape, ptr)
         self._bound_cache = key
 
     def forward(self, ids: np.ndarray, cache: KVCache, keep: int = 1) -> np.ndarray:

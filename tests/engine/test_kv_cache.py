@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from app.engine.kv_cache import KVCache
@@ -41,3 +43,25 @@ def test_forked_rows_always_equal_row0_below_pos() -> None:
     assert_rows_match_row0(cache, 2)
     cache.fork_row0(3)
     assert_rows_match_row0(cache, 3)
+
+
+def test_a_cache_kept_as_device_ortvalues_gives_the_same_logits(tiny_model: Path) -> None:
+    """The path GPU providers take (OrtValues bound by address, forked through the host),
+    exercised on the CPU device: same logits as the numpy cache, batched rows included."""
+    from app.engine.loader import load_runner
+
+    runner = load_runner(tiny_model, device="cpu")
+    ids = [int(i) for i in np.random.default_rng(5).integers(0, 50256, 40)]
+    results = {}
+    for device in ("numpy", "cpu"):
+        runner.cache_device = device
+        cache = runner.new_cache()
+        assert cache.on_host == (device == "numpy")
+        out = [runner.forward(np.array([ids[:30]]), cache, keep=30)[0].copy()]
+        out += [runner.forward(np.array([[t]]), cache)[0, -1].copy() for t in ids[30:35]]
+        cache.fork_row0(3)
+        out += [runner.forward(np.array([[t], [t + 1], [t + 2]]), cache)[:, -1].copy()
+                for t in ids[35:40]]
+        results[device] = out
+    for numpy_out, device_out in zip(results["numpy"], results["cpu"], strict=True):
+        np.testing.assert_array_equal(numpy_out, device_out)
