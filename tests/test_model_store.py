@@ -27,8 +27,6 @@ from app.model_store import (
 from models.checkpoint import load_checkpoint
 from tests.hub_server import GPT2_REPO, FakeHub, go_online
 
-REPO = GPT2_REPO
-
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -52,13 +50,13 @@ def leftovers(root: Path) -> list[str]:
 def test_download_converts_into_a_model_that_writes(hub: FakeHub, tiny_checkpoint: Path,
                                                     tmp_path: Path) -> None:
     seen: list[TaskProgress] = []
-    model = model_store.download_and_convert(REPO, "int8", seen.append)
+    model = model_store.download_and_convert(GPT2_REPO, "int8", seen.append)
 
     assert (model.name, model.precision, model.foreign) == ("gpt2-int8", "int8", False)
-    assert model.source == f"hf://{REPO}@{hub.commit}"
+    assert model.source == f"hf://{GPT2_REPO}@{hub.commit}"
     assert model.n_params == load_checkpoint(tiny_checkpoint)[0].n_params
     assert model_store.list_models() == [model]
-    from app.engine.loader import load_engine
+    from app.engine.engine import load_engine
 
     engine = load_engine(model.path, "cpu")
     events = list(engine.generate("Once upon a time", SamplingParams(seed=1, max_new_tokens=5)))
@@ -78,9 +76,9 @@ def test_download_converts_into_a_model_that_writes(hub: FakeHub, tiny_checkpoin
 
 
 def test_a_second_download_comes_from_the_cache(hub: FakeHub) -> None:
-    model_store.download_and_convert(REPO, "fp32")
+    model_store.download_and_convert(GPT2_REPO, "fp32")
     hub.log.clear()
-    model = model_store.download_and_convert(REPO, "fp16")
+    model = model_store.download_and_convert(GPT2_REPO, "fp16")
     assert model.name == "gpt2-fp16"
     assert [e for e in hub.log if e.method == "GET"] == []  # metadata only
     assert [m.name for m in model_store.list_models()] == ["gpt2-fp16", "gpt2-fp32"]
@@ -89,7 +87,7 @@ def test_a_second_download_comes_from_the_cache(hub: FakeHub) -> None:
 def test_dropped_connection_resumes_with_a_range_request(hub: FakeHub, tiny_checkpoint: Path,
                                                          tmp_path: Path) -> None:
     hub.drop("model.safetensors", 5_000_000)
-    model = model_store.download_and_convert(REPO, "int8")
+    model = model_store.download_and_convert(GPT2_REPO, "int8")
 
     first, second = hub.gets("model.safetensors")
     assert first.range is None
@@ -108,14 +106,14 @@ def test_interrupted_download_resumes_in_the_next_call(hub: FakeHub, tiny_checkp
     hub.drop("model.safetensors", 6_000_000)
     hub.refuse("model.safetensors", 503)
     with pytest.raises(HubUnreachable) as failure:
-        model_store.download_and_convert(REPO, "int8")
+        model_store.download_and_convert(GPT2_REPO, "int8")
     assert "503" in str(failure.value) and "\n" not in str(failure.value)
     assert model_store.list_models() == []
     [partial] = partial_files(tmp_path)
     kept = partial.stat().st_size
     assert 0 < kept <= 6_000_000
 
-    model = model_store.download_and_convert(REPO, "int8")
+    model = model_store.download_and_convert(GPT2_REPO, "int8")
     last = hub.gets("model.safetensors")[-1]
     assert last.range == f"bytes={kept}-"
     blob = next((tmp_path / "hf").rglob("snapshots/*/model.safetensors"))
@@ -129,10 +127,10 @@ def test_a_server_that_ignores_range_starts_the_file_again(hub: FakeHub, tiny_ch
     hub.drop("model.safetensors", 6_000_000)
     hub.refuse("model.safetensors", 503)
     with pytest.raises(HubUnreachable):
-        model_store.download_and_convert(REPO, "int8")
+        model_store.download_and_convert(GPT2_REPO, "int8")
     assert partial_files(tmp_path)
     hub.honour_range = False
-    model_store.download_and_convert(REPO, "int8")
+    model_store.download_and_convert(GPT2_REPO, "int8")
     assert hub.gets("model.safetensors")[-1].range is not None  # asked, answered with 200
     blob = next((tmp_path / "hf").rglob("snapshots/*/model.safetensors"))
     assert blob.read_bytes() == (tiny_checkpoint / "model.safetensors").read_bytes()
@@ -141,12 +139,12 @@ def test_a_server_that_ignores_range_starts_the_file_again(hub: FakeHub, tiny_ch
 def test_damaged_bytes_are_caught_by_the_checksum(hub: FakeHub, tmp_path: Path) -> None:
     hub.garble("model.safetensors", 1000)
     with pytest.raises(HubUnavailable) as failure:
-        model_store.download_and_convert(REPO, "int8")
+        model_store.download_and_convert(GPT2_REPO, "int8")
     assert "checksum" in str(failure.value) and "\n" not in str(failure.value)
     assert partial_files(tmp_path) == [] and model_store.list_models() == []
-    sha256 = hub.repos[REPO]["model.safetensors"].sha256
+    sha256 = hub.repos[GPT2_REPO]["model.safetensors"].sha256
     assert list((tmp_path / "hf").rglob(f"blobs/{sha256}*")) == []  # neither blob nor partial
-    assert model_store.download_and_convert(REPO, "int8").usable  # the next try is clean
+    assert model_store.download_and_convert(GPT2_REPO, "int8").usable  # the next try is clean
 
 
 def test_cancel_mid_download_leaves_no_model_and_resumes_later(hub: FakeHub,
@@ -158,7 +156,7 @@ def test_cancel_mid_download_leaves_no_model_and_resumes_later(hub: FakeHub,
             cancel.set()
 
     with pytest.raises(DownloadCancelled):
-        model_store.download_and_convert(REPO, "int8", progress, cancel)
+        model_store.download_and_convert(GPT2_REPO, "int8", progress, cancel)
     root = tmp_path / "data" / "models"
     assert leftovers(root) == []
     assert model_store.list_models() == []
@@ -166,7 +164,7 @@ def test_cancel_mid_download_leaves_no_model_and_resumes_later(hub: FakeHub,
     kept = partial.stat().st_size
     assert kept > 1_000_000
 
-    model_store.download_and_convert(REPO, "int8")
+    model_store.download_and_convert(GPT2_REPO, "int8")
     assert hub.gets("model.safetensors")[-1].range == f"bytes={kept}-"
     assert leftovers(root) == ["gpt2-int8"]
 
@@ -179,7 +177,7 @@ def test_cancel_while_converting_leaves_nothing_behind(hub: FakeHub, tmp_path: P
             cancel.set()
 
     with pytest.raises(DownloadCancelled):
-        model_store.download_and_convert(REPO, "int8", progress, cancel)
+        model_store.download_and_convert(GPT2_REPO, "int8", progress, cancel)
     assert leftovers(tmp_path / "data" / "models") == []
 
 
@@ -195,7 +193,7 @@ def test_telemetry_can_be_turned_back_on(hub: FakeHub,
     monkeypatch.setattr(_detect_agent, "_registry", None)
     monkeypatch.setattr(_detect_agent.constants, "AGENT_HARNESSES_PATH",
                         str(Path(os.environ["HF_HOME"]) / ".agent_harnesses.json"))
-    model_store.download_and_convert(REPO, "int8")
+    model_store.download_and_convert(GPT2_REPO, "int8")
     assert [e.path for e in hub.log if "/api/" in e.path] == ["/api/agent-harnesses"]
 
 
@@ -203,7 +201,7 @@ def test_offline_mode_is_one_line_and_asks_nothing(hub: FakeHub,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubUnavailable) as failure:
-        model_store.download_and_convert(REPO, "int8")
+        model_store.download_and_convert(GPT2_REPO, "int8")
     message = str(failure.value)
     assert "HF_HUB_OFFLINE" in message and "Add from folder" in message and "\n" not in message
     assert hub.log == []
@@ -211,10 +209,10 @@ def test_offline_mode_is_one_line_and_asks_nothing(hub: FakeHub,
 
 def test_offline_mode_converts_what_the_cache_holds(hub: FakeHub,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    model_store.download_and_convert(REPO, "fp32")
+    model_store.download_and_convert(GPT2_REPO, "fp32")
     hub.log.clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = model_store.download_and_convert(REPO, "int8")
+    model = model_store.download_and_convert(GPT2_REPO, "int8")
     assert model.name == "gpt2-int8" and hub.log == []
 
 
@@ -222,7 +220,7 @@ def test_unreachable_hub_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     with FakeHub() as gone:  # a port that was just closed: connection refused
         go_online(gone, monkeypatch, tmp_path / "hf")
     with pytest.raises(HubUnreachable) as failure:
-        model_store.download_and_convert(REPO, "int8")
+        model_store.download_and_convert(GPT2_REPO, "int8")
     message = str(failure.value)
     assert message.startswith("Could not reach the Hugging Face Hub (")
     assert "check the connection or use Add from folder" in message and "\n" not in message
@@ -278,7 +276,7 @@ def test_add_our_model_folder_copies_it(tiny_model: Path) -> None:
     assert sorted(p.name for p in first.path.iterdir()) == \
         sorted(p.name for p in tiny_model.iterdir())
     assert seen[-1].done == seen[-1].total == sum(f.stat().st_size for f in tiny_model.iterdir())
-    from app.engine.loader import load_engine
+    from app.engine.engine import load_engine
 
     assert load_engine(second.path, "cpu").count_tokens("hello world") == 2
 
@@ -294,7 +292,7 @@ def test_add_a_foreign_onnx_folder_copies_it(tiny_checkpoint: Path, tmp_path: Pa
     assert not (model.path / "pytorch_model.bin").exists()
     assert model.source == str(foreign.resolve())
     assert model.n_params == load_checkpoint(tiny_checkpoint)[0].n_params
-    from app.engine.loader import load_engine
+    from app.engine.engine import load_engine
 
     events = list(load_engine(model.path, "cpu").generate("Hi", SamplingParams(max_new_tokens=3)))
     assert len(events) == 3
@@ -352,7 +350,7 @@ def test_default_precision_and_formats() -> None:
     assert model_store.format_params(0) == "—"
     assert [m.key for m in model_store.GPT2_FAMILY] == \
         ["distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]
-    assert model_store.catalogue_entry("gpt2").repo_id == REPO  # type: ignore[union-attr]
+    assert model_store.catalogue_entry("gpt2").repo_id == GPT2_REPO  # type: ignore[union-attr]
 
 
 def test_the_store_is_headless_and_offline_at_import() -> None:

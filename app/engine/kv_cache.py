@@ -48,7 +48,9 @@ class KVCache:
 
         return OrtValue.ortvalue_from_numpy(np.zeros(shape, self.dtype), self.device, 0)
 
-    def host_copy(self, buffer: Buffer) -> np.ndarray:
+    def host_array(self, buffer: Buffer) -> np.ndarray:
+        """The buffer itself when it lives in numpy, else a host copy (write it back with
+        `_store`)."""
         return buffer if self.on_host else buffer.numpy()
 
     def _store(self, buffer: Buffer, array: np.ndarray) -> None:
@@ -67,8 +69,8 @@ class KVCache:
         if old_keys:
             for old, new in zip((*old_keys, *old_values), (*self.keys, *self.values),
                                 strict=True):
-                target = self.host_copy(new)
-                target[:1, :, : self.pos] = self.host_copy(old)[:1, :, : self.pos]
+                target = self.host_array(new)
+                target[:1, :, : self.pos] = self.host_array(old)[:1, :, : self.pos]
                 self._store(new, target)
         self.batch = batch
         self._forked = self._forked_rows = 0
@@ -90,7 +92,7 @@ class KVCache:
             self._allocate(rows)
         start = self._forked if rows == self._forked_rows else 0
         for buffer in (*self.keys, *self.values):
-            host = self.host_copy(buffer)
+            host = self.host_array(buffer)
             host[1:rows, :, start : self.pos] = host[0:1, :, start : self.pos]
             self._store(buffer, host)
         self._forked, self._forked_rows = self.pos, rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -12,9 +12,6 @@ from app.engine.errors import ModelLoadError
 from app.engine.foreign_runner import ForeignRunner, detect_contract
 from app.engine.model_files import MANIFEST, read_manifest
 from app.engine.runner import GraphShape, ModelRunner, create_session, default_threads
-
-if TYPE_CHECKING:
-    from app.engine.engine import Engine
 
 Runner = ModelRunner | ForeignRunner
 FOREIGN_NAMES = ("model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx",
@@ -84,10 +81,3 @@ def _load_own(folder: Path, device: str, threads: int | None, verify: bool) -> M
         raise ModelLoadError(f"{folder / 'config.json'} lacks {error}; convert the model "
                              "again.") from error
     return ModelRunner(session, shape, reason)
-
-
-def load_engine(model_dir: Path, device: str = "auto", threads: int | None = None) -> Engine:
-    """Open a model folder as a ready Engine (see app.engine.engine.load_engine)."""
-    from app.engine.engine import load_engine as open_engine
-
-    return open_engine(model_dir, device, threads)

@@ -49,7 +49,7 @@ def default_engine_factory(preferred_model: Callable[[], str]) -> EngineFactory:
         if model is None:
             raise NoModelError("No model is installed yet.")
         try:
-            from app.engine.loader import load_engine
+            from app.engine.engine import load_engine
         except ImportError as error:
             raise GhostpenError(f"This copy of Ghostpen cannot load models yet ({error}).") \
                 from error

@@ -22,7 +22,6 @@ from app.ui.welcome import WelcomeDialog
 from tests.hub_server import GPT2_REPO, FakeHub
 from tests.ui.conftest import Answers
 
-REPO = GPT2_REPO
 CPU = ["CPUExecutionProvider"]
 JOB_TIMEOUT_MS = 30_000
 
@@ -90,7 +89,7 @@ def test_download_from_the_hub_shows_bytes_and_lists_the_model(
     qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
     chooser = dialog.chooser
     assert chooser is not None and chooser.isVisible()
-    assert chooser.models.currentItem().data(Qt.ItemDataRole.UserRole) == REPO
+    assert chooser.models.currentItem().data(Qt.ItemDataRole.UserRole) == GPT2_REPO
     assert chooser.precision.currentData() == "int8"  # no GPU provider
     with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS) as installed:
         qtbot.mouseClick(chooser.download_button, Qt.MouseButton.LeftButton)
@@ -110,7 +109,7 @@ def test_cancel_a_download(make_dialog: type[ModelDialog], hub: FakeHub, qtbot: 
                            tmp_path: Path) -> None:
     hub.trickle_s = 0.01  # about two seconds for the weights
     dialog = make_dialog()
-    assert dialog.start_download(REPO, "int8")
+    assert dialog.start_download(GPT2_REPO, "int8")
     qtbot.waitUntil(lambda: dialog.progress.bar.maximum() == BAR_STEPS
                     and dialog.progress.bar.value() > 0, timeout=JOB_TIMEOUT_MS)
     with qtbot.waitSignal(dialog.jobs.cancelled, timeout=JOB_TIMEOUT_MS):
@@ -126,7 +125,7 @@ def test_closing_while_downloading_cancels_first(make_dialog: type[ModelDialog],
                                                  qtbot: QtBot) -> None:
     hub.trickle_s = 0.01
     dialog = make_dialog()
-    dialog.start_download(REPO, "int8")
+    dialog.start_download(GPT2_REPO, "int8")
     qtbot.waitUntil(lambda: dialog.progress.bar.value() > 0, timeout=JOB_TIMEOUT_MS)
     dialog.close()
     assert dialog.isVisible()  # still stopping
@@ -139,7 +138,7 @@ def test_offline_error_is_one_line(make_dialog: type[ModelDialog], qtbot: QtBot,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     dialog = make_dialog()
     with qtbot.waitSignal(dialog.jobs.failed, timeout=JOB_TIMEOUT_MS):
-        dialog.start_download(REPO)
+        dialog.start_download(GPT2_REPO)
     assert dialog.error.isVisible()
     assert "HF_HUB_OFFLINE" in dialog.error.text() and "\n" not in dialog.error.text()
 
