@@ -3,11 +3,13 @@
 The graph contract (FORMAT "ghostpen-gqa/1"), B batch, S new tokens, M max_len, V vocab:
   inputs   input_ids [B, S] int64, position_ids [B, S] int64, seqlens_k [B] int32 (total - 1),
            total_sequence_length [] int32, num_logits_to_keep [] int64,
-           past_key_N / past_value_N [B, H, M, D] (cache dtype)
+           attention_bias [1, 1, S, total] float32 (0 = attend; -inf hides a position),
+           past_key_N / past_value_N [B, H, M, D] (cache dtype: fp32, fp16 or int8)
   outputs  logits [B, num_logits_to_keep, V] float32, present_key_N / present_value_N
 The runner binds past_* and present_* to ONE preallocated buffer per tensor, so GQA writes the
 new keys in place and no step copies the cache. Only the last `num_logits_to_keep` positions go
-through the LM head (a third of GPT-2 small's weights), tied to wte.
+through the LM head (a third of GPT-2 small's weights), tied to wte. Models written before
+attention_bias existed still load; they only lack one-row suggestions (Generator.suggest).
 
 Precisions: fp32; fp16 (matmuls, attention and cache in fp16; residual stream, LayerNorm and
 logits kept in fp32, where fp16 overflows); int8 / int4 (weight-only MatMulNBits with int8
@@ -29,6 +31,8 @@ FORMAT = "ghostpen-gqa/1"
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
+KV_CACHES = ("fp32", "fp16", "int8")
+KV_TYPES = {"fp32": TensorProto.FLOAT, "fp16": TensorProto.FLOAT16, "int8": TensorProto.INT8}
 # Weight-only quantisation block along K, the largest of these that divides K. Measured on
 # GPT-2 124M, 2 threads: int8 decode 5.4 ms/step with blocks of 32, 4.0 ms with 128, for the
 # same accuracy (top-1 agreement 90% vs the fp32 reference on both); onnxruntime's
@@ -109,10 +113,24 @@ class _Linear:
         return y
 
 
+def default_kv_cache(precision: str) -> str:
+    return {"fp32": "fp32", "fp16": "fp16"}.get(precision, "int8")
+
+
 def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: str,
-                source: str = "") -> onnx.ModelProto:
+                source: str = "", kv_cache: str | None = None,
+                kv_scales: list[tuple[np.ndarray, np.ndarray]] | None = None) -> onnx.ModelProto:
+    """kv_cache: "fp32", "fp16" or "int8" (default: see default_kv_cache). An int8 cache needs
+    kv_scales, one (key, value) pair of per-channel scales [H*D] per layer (calibrate_kv_scales):
+    GroupQueryAttention quantises each new key and value with them and attends over the int8
+    cache, a quarter of the bytes to read per token of context."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    kv_cache = kv_cache or default_kv_cache(precision)
+    if kv_cache not in KV_CACHES:
+        raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHES)}")
+    if kv_cache == "int8" and (kv_scales is None or len(kv_scales) != config.n_layer):
+        raise ValueError("an int8 KV cache needs per-channel scales for every layer")
     g = GraphBuilder()
     c, n_head, d = config.n_embd, config.n_head, config.head_dim
     eps = config.layer_norm_epsilon
@@ -153,9 +171,12 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
         helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
         helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []),
+        helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT,
+                                      [1, 1, "seq", "total"]),
     ]
     outputs = []
     cache_shape = ["batch", n_head, "max_len", d]
+    cache_type = KV_TYPES[kv_cache]
 
     def layer_norm(x: str, prefix: str) -> str:
         (y,) = g.op("LayerNormalization", [x, g.const(prefix + ".weight", weights[prefix +
@@ -173,6 +194,10 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
             n_out=4, domain=MS_DOMAIN, epsilon=eps)
         return normed, summed
 
+    # Added to the attention scores ([1, 1, S, total]): 0 for a plain causal run, -inf to hide
+    # positions, which is how the alternatives of a suggestion share one row (see generator).
+    bias = g.op("Cast", ["attention_bias"], to=act)[0] if precision == "fp16" else \
+        "attention_bias"
     h = layer_norm(x, "h.0.ln_1")
     for i in range(config.n_layer):
         p = f"h.{i}."
@@ -181,15 +206,25 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         # GQA takes the packed [B, S, 3C] projection as its query and splits it itself.
         past_k, past_v, present_k, present_v = (f"past_key_{i}", f"past_value_{i}",
                                                 f"present_key_{i}", f"present_value_{i}")
+        # 0 query, 3-4 past, 5 seqlens_k, 6 total length, 10 attention_bias, 12-13 k/v scale
+        gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", "",
+                      "", "", bias]
+        quant: dict[str, object] = {}
+        if kv_cache == "int8":
+            assert kv_scales is not None
+            k_scale, v_scale = kv_scales[i]
+            gqa_inputs += ["", g.const(p + "attn.k_scale", k_scale),
+                           g.const(p + "attn.v_scale", v_scale)]
+            quant = {"k_quant_type": "PER_CHANNEL", "v_quant_type": "PER_CHANNEL",
+                     "kv_cache_bit_width": 8}
         (attn, _, _) = g.op(
-            "GroupQueryAttention",
-            [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"],
+            "GroupQueryAttention", gqa_inputs,
             outputs=[p + "attn/out", present_k, present_v], name=p + "attn",
-            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head)
+            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head, **quant)
         for name in (past_k, past_v):
-            inputs.append(helper.make_tensor_value_info(name, act, cache_shape))
+            inputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
         for name in (present_k, present_v):
-            outputs.append(helper.make_tensor_value_info(name, act, cache_shape))
+            outputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
         # c_proj's bias is folded into the SkipLayerNorm that follows.
         a = to_fp32(linear(attn, weights[p + "attn.c_proj.weight"], None, p + "attn.c_proj"))
         h, x = skip_layer_norm(a, x, weights[p + "attn.c_proj.bias"], p + "ln_2",
@@ -229,7 +264,8 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         producer_name="ghostpen", producer_version=FORMAT)
     model.ir_version = 9
     helper.set_model_props(model, {"ghostpen_format": FORMAT, "precision": precision,
-                                   "source": source, "n_layer": str(config.n_layer),
+                                   "source": source, "kv_cache": kv_cache,
+                                   "n_layer": str(config.n_layer),
                                    "n_head": str(n_head), "n_embd": str(c),
                                    "n_positions": str(config.n_positions)})
     return model

@@ -31,8 +31,10 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def gpt2_logits(weights: dict[str, np.ndarray], config: GPT2Config,
-                ids: list[int] | np.ndarray) -> np.ndarray:
-    """[T] token ids -> [T, V] logits."""
+                ids: list[int] | np.ndarray,
+                keys_values: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """[T] token ids -> [T, V] logits. Pass a list as `keys_values` to collect every layer's
+    keys and values, ([T, C], [T, C]) each, in the order attention sees them."""
     w, eps, h_count = weights, config.layer_norm_epsilon, config.n_head
     ids = np.asarray(ids)
     t = len(ids)
@@ -41,6 +43,9 @@ def gpt2_logits(weights: dict[str, np.ndarray], config: GPT2Config,
         p = f"h.{i}."
         h = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
         qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]  # [T, 3C]
+        if keys_values is not None:
+            keys_values.append((qkv[:, config.n_embd : 2 * config.n_embd],
+                                qkv[:, 2 * config.n_embd :]))
         q, k, v = (a.reshape(t, h_count, -1).transpose(1, 0, 2) for a in np.split(qkv, 3, -1))
         a = attention(q, k, v).transpose(1, 0, 2).reshape(t, -1)  # [T, C]
         x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]

@@ -61,8 +61,21 @@ def load_runner(folder: Path, device: str = "auto", threads: int | None = None,
     return ForeignRunner(session, contract, n_positions, reason)
 
 
+CACHE_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                "tensor(int8)": np.int8}
+
+
+def _cache_dtype(session: Any) -> type:
+    """The KV cache's element type, as the graph declares it (fp32, fp16 or int8)."""
+    declared = next(i.type for i in session.get_inputs() if i.name == "past_key_0")
+    if declared not in CACHE_DTYPES:
+        raise ModelLoadError(f"past_key_0 is {declared}, a KV cache type Ghostpen cannot hold; "
+                             "convert the model again with `python -m models.export`.")
+    return CACHE_DTYPES[declared]
+
+
 def _load_own(folder: Path, device: str, threads: int | None, verify: bool) -> ModelRunner:
-    manifest = read_manifest(folder, verify_hashes=verify)
+    read_manifest(folder, verify_hashes=verify)
     config = read_config(folder)
     session, reason = create_session(folder / "model.onnx", device, threads)
     names = {i.name for i in session.get_inputs()}
@@ -75,7 +88,7 @@ def _load_own(folder: Path, device: str, threads: int | None, verify: bool) -> M
             n_layer=int(config["n_layer"]), n_head=n_head, head_dim=n_embd // n_head,
             vocab_size=int(config.get("vocab_size", 50257)),
             n_positions=int(config.get("n_positions", 1024)),
-            cache_dtype=np.float16 if manifest.precision == "fp16" else np.float32,
+            cache_dtype=_cache_dtype(session),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelLoadError(f"{folder / 'config.json'} lacks {error}; convert the model "

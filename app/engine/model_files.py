@@ -27,6 +27,7 @@ class Manifest:
     n_params: int = 0
     check: dict[str, Any] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    kv_cache: str = ""  # fp32 / fp16 / int8; the graph's past_key inputs are the authority
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class Manifest:
             "precision": self.precision,
             "source": self.source,
             "n_params": self.n_params,
+            "kv_cache": self.kv_cache,
             "files": self.files,
             "check": self.check,
         }
@@ -82,7 +84,7 @@ def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
             precision=str(data["precision"]), source=str(data.get("source", "")),
             graph_format=str(data["graph_format"]), files=dict(data["files"]),
             n_params=int(data.get("n_params", 0)), check=dict(data.get("check", {})),
-            version=version,
+            version=version, kv_cache=str(data.get("kv_cache", "")),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error

@@ -42,13 +42,15 @@ def test_missing_model_onnx(tiny_model: Path, tmp_path: Path) -> None:
     assert "again" in str(info.value)
 
 
-def test_truncated_model_onnx(tiny_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["model.onnx", "model.onnx.data"])
+def test_truncated_graph_or_weights(name: str, tiny_model: Path, tmp_path: Path) -> None:
     folder = copy_model(tiny_model, tmp_path)
-    data = (folder / "model.onnx").read_bytes()
-    (folder / "model.onnx").write_bytes(data[: len(data) // 2])
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError) as info:
         load_engine(folder, device="cpu")
-    assert "truncated" in one_line(info.value)
+    message = one_line(info.value)
+    assert name in message and "truncated" in message and "again" in message
 
 
 def test_corrupt_model_onnx_of_the_right_size(tiny_model: Path, tmp_path: Path) -> None:
@@ -166,3 +168,4 @@ def test_a_gpu_provider_that_does_not_start_falls_back_to_cpu_and_says_why(
     assert reason.startswith("CUDAExecutionProvider failed to start (")
     assert reason.endswith("; running on CPU.") and "\n" not in reason
     assert len(list(engine.generate("Hi", GREEDY.replace(max_new_tokens=3)))) == 3
+

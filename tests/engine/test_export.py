@@ -9,10 +9,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import models.export as export
 from app.engine.engine import load_engine
+from app.engine.loader import load_runner
 from app.engine.sampling_params import GREEDY
 from models.random import write_random_checkpoint
 
@@ -37,7 +39,7 @@ def test_each_precision_converts_checks_and_generates(
 
 
 def test_quantised_models_are_smaller(model_cache: Callable[..., Path]) -> None:
-    sizes = {p: (model_cache("tiny", p) / "model.onnx").stat().st_size
+    sizes = {p: (model_cache("tiny", p) / "model.onnx.data").stat().st_size
              for p in ("fp32", "int8", "int4")}
     assert sizes["int4"] < sizes["int8"] < sizes["fp32"] / 2
 
@@ -45,20 +47,19 @@ def test_quantised_models_are_smaller(model_cache: Callable[..., Path]) -> None:
 def test_manifest_records_every_file_with_its_sha256(tiny_model: Path) -> None:
     manifest = json.loads((tiny_model / "manifest.json").read_text())
     assert manifest["format"] == "ghostpen-model" and manifest["format_version"] == 1
-    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json", "config.json"}
+    assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "tokenizer.json",
+                                      "config.json"}
     for name, entry in manifest["files"].items():
         data = (tiny_model / name).read_bytes()
         assert entry["size"] == len(data)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_big_models_get_external_data(tiny_checkpoint: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(export, "EXTERNAL_DATA_ABOVE", 0)  # as if it were above 2 GB
-    export.export_model(tiny_checkpoint, tmp_path / "ext", "fp32", progress=lambda _: None)
-    assert (tmp_path / "ext" / "model.onnx.data").stat().st_size > \
-        (tmp_path / "ext" / "model.onnx").stat().st_size
-    engine = load_engine(tmp_path / "ext", device="cpu")
+def test_weights_live_beside_the_graph(tiny_model: Path) -> None:
+    """model.onnx holds the graph, model.onnx.data the weights (mapped, not parsed, on load)."""
+    assert (tiny_model / "model.onnx.data").stat().st_size > \
+        10 * (tiny_model / "model.onnx").stat().st_size
+    engine = load_engine(tiny_model, device="cpu")
     assert len(list(engine.generate("Hi", GREEDY.replace(max_new_tokens=3)))) == 3
 
 
@@ -90,3 +91,44 @@ def test_export_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
                          timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "not a folder" in bad.stderr
+
+
+def logits_over(folder: Path, ids: list[int]) -> np.ndarray:
+    runner = load_runner(folder, device="cpu")
+    return runner.forward(np.array([ids]), runner.new_cache(), keep=len(ids))[0].copy()
+
+
+def test_quantised_models_keep_a_quarter_size_int8_kv_cache(
+        model_cache: Callable[..., Path], tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """int8 keys and values (per-channel scales measured at export) read a quarter of the bytes
+    per token of context, and change the model's output about as much as its int8 weights do."""
+    int8_kv = model_cache("tiny", "int8")
+    export.export_model(tiny_checkpoint, tmp_path / "fp32kv", "int8", kv_cache="fp32",
+                        progress=lambda _: None)
+    caches = {name: load_runner(folder, device="cpu").new_cache()
+              for name, folder in (("int8", int8_kv), ("fp32", tmp_path / "fp32kv"))}
+    assert caches["int8"].dtype == np.int8 and caches["fp32"].dtype == np.float32
+    assert caches["int8"].nbytes() * 4 == caches["fp32"].nbytes()
+    assert json.loads((int8_kv / "manifest.json").read_text())["kv_cache"] == "int8"
+
+    ids = [int(i) for i in np.random.default_rng(11).integers(0, 50256, 120)]
+    with_int8_kv, with_fp32_kv = logits_over(int8_kv, ids), logits_over(tmp_path / "fp32kv", ids)
+    reference = logits_over(model_cache("tiny", "fp32"), ids)
+    kv_error = np.linalg.norm(with_int8_kv - with_fp32_kv) / np.linalg.norm(with_fp32_kv)
+    weight_error = np.linalg.norm(with_fp32_kv - reference) / np.linalg.norm(reference)
+    agreement = (with_int8_kv.argmax(-1) == with_fp32_kv.argmax(-1)).mean()
+    assert kv_error < 1.5 * weight_error  # the same order as int8 weights: ~1% per element
+    assert agreement >= 0.9
+
+
+def test_an_int8_kv_cache_reused_gives_the_same_tokens_as_a_fresh_run(
+        model_cache: Callable[..., Path]) -> None:
+    engine = load_engine(model_cache("tiny", "int8"), device="cpu")
+    params = GREEDY.replace(max_new_tokens=12)
+    prompt = "The lighthouse keeper climbed the stairs"
+    list(engine.generate(prompt + " every evening, and", params))  # leaves a shared prefix
+    reused = [e.token_id for e in engine.generate(prompt, params)]
+    assert engine.generator.reused_tokens > 0
+    engine.generator.cache.reset()
+    fresh = [e.token_id for e in engine.generate(prompt, params)]
+    assert reused == fresh
