@@ -99,7 +99,7 @@ class ModelRunner:
         # GPU providers keep the cache on their device; the CPU provider in numpy arrays.
         self.cache_device = CACHE_DEVICES.get(self.provider, "numpy")
         self._binding = session.io_binding()  # type: ignore[attr-defined]
-        self._bound_cache: tuple[int, int] | None = None  # (id of cache buffers, rows bound)
+        self._bound_cache: tuple[int, ...] = ()  # rows bound, then every buffer's address
         self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
         inputs = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
         self.takes_attention_bias = "attention_bias" in inputs  # older exports lack it
@@ -114,7 +114,9 @@ class ModelRunner:
                        device=self.cache_device)
 
     def _bind_cache(self, cache: KVCache, rows: int) -> None:
-        key = (id(cache.keys[0]), rows)
+        # Keyed on the addresses themselves, not on id(): a new cache's buffers may reuse the
+        # id of freed ones, and a stale binding would write into freed memory.
+        key = (rows, *(cache.pointer(buffer) for buffer in (*cache.keys, *cache.values)))
         if self._bound_cache == key:
             return
         shape = [rows, self.shape.n_head, cache.max_len, self.shape.head_dim]

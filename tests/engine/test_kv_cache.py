@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,23 @@ def test_a_cache_kept_as_device_ortvalues_gives_the_same_logits(tiny_model: Path
         results[device] = out
     for numpy_out, device_out in zip(results["numpy"], results["cpu"], strict=True):
         np.testing.assert_array_equal(numpy_out, device_out)
+
+
+def test_every_new_cache_is_the_one_written(model_cache: Callable[..., Path]) -> None:
+    """A fresh cache's buffers can reuse the ids of freed ones; the runner must still bind the
+    new buffers (binding stale ones wrote into freed memory and crashed the process)."""
+    from app.engine.loader import load_runner
+
+    runner = load_runner(model_cache("tiny", "int8"), device="cpu")
+    ids = np.array([[int(i) for i in np.random.default_rng(2).integers(0, 50256, 12)]])
+    expected = None
+    for rows in (1, 1, 3, 1, 1):
+        cache = runner.new_cache()
+        logits = runner.forward(ids, cache)[0, -1].copy()
+        if rows > 1:
+            cache.fork_row0(rows)
+            runner.forward(np.repeat(ids[:, -1:], rows, axis=0), cache)
+        assert all(np.abs(buffer[0, :, : ids.shape[1]]).sum() > 0 for buffer in cache.keys)
+        expected = logits if expected is None else expected
+        np.testing.assert_array_equal(logits, expected)
+        del cache
