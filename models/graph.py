@@ -3,13 +3,11 @@
 The graph contract (FORMAT "ghostpen-gqa/1"), B batch, S new tokens, M max_len, V vocab:
   inputs   input_ids [B, S] int64, position_ids [B, S] int64, seqlens_k [B] int32 (total - 1),
            total_sequence_length [] int32, num_logits_to_keep [] int64,
-           attention_bias [1, 1, S, total] float32 (0 = attend; -inf hides a position),
            past_key_N / past_value_N [B, H, M, D] (cache dtype: fp32, fp16 or int8)
   outputs  logits [B, num_logits_to_keep, V] float32, present_key_N / present_value_N
 The runner binds past_* and present_* to ONE preallocated buffer per tensor, so GQA writes the
 new keys in place and no step copies the cache. Only the last `num_logits_to_keep` positions go
-through the LM head (a third of GPT-2 small's weights), tied to wte. Models written before
-attention_bias existed still load; they only lack one-row suggestions (Generator.suggest).
+through the LM head (a third of GPT-2 small's weights), tied to wte.
 
 Precisions: fp32; fp16 (matmuls, attention and cache in fp16; residual stream, LayerNorm and
 logits kept in fp32, where fp16 overflows); int8 / int4 (weight-only MatMulNBits with int8
@@ -171,8 +169,6 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
         helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
         helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []),
-        helper.make_tensor_value_info("attention_bias", TensorProto.FLOAT,
-                                      [1, 1, "seq", "total"]),
     ]
     outputs = []
     cache_shape = ["batch", n_head, "max_len", d]
@@ -194,10 +190,6 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
             n_out=4, domain=MS_DOMAIN, epsilon=eps)
         return normed, summed
 
-    # Added to the attention scores ([1, 1, S, total]): 0 for a plain causal run, -inf to hide
-    # positions, which is how the alternatives of a suggestion share one row (see generator).
-    bias = g.op("Cast", ["attention_bias"], to=act)[0] if precision == "fp16" else \
-        "attention_bias"
     h = layer_norm(x, "h.0.ln_1")
     for i in range(config.n_layer):
         p = f"h.{i}."
@@ -206,14 +198,14 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         # GQA takes the packed [B, S, 3C] projection as its query and splits it itself.
         past_k, past_v, present_k, present_v = (f"past_key_{i}", f"past_value_{i}",
                                                 f"present_key_{i}", f"present_value_{i}")
-        # 0 query, 3-4 past, 5 seqlens_k, 6 total length, 10 attention_bias, 12-13 k/v scale
-        gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", "",
-                      "", "", bias]
+        # 0 query (packed), 3-4 past, 5 seqlens_k, 6 total length, 12-13 k/v scales. No
+        # attention_bias (10): CUDA's GroupQueryAttention refuses any.
+        gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"]
         quant: dict[str, object] = {}
         if kv_cache == "int8":
             assert kv_scales is not None
             k_scale, v_scale = kv_scales[i]
-            gqa_inputs += ["", g.const(p + "attn.k_scale", k_scale),
+            gqa_inputs += ["", "", "", "", "", g.const(p + "attn.k_scale", k_scale),
                            g.const(p + "attn.v_scale", v_scale)]
             quant = {"k_quant_type": "PER_CHANNEL", "v_quant_type": "PER_CHANNEL",
                      "kv_cache_bit_width": 8}

@@ -101,8 +101,6 @@ class ModelRunner:
         self._binding = session.io_binding()  # type: ignore[attr-defined]
         self._bound_cache: tuple[int, ...] = ()  # rows bound, then every buffer's address
         self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
-        inputs = {i.name for i in session.get_inputs()}  # type: ignore[attr-defined]
-        self.takes_attention_bias = "attention_bias" in inputs  # older exports lack it
 
     @property
     def n_ctx(self) -> int:
@@ -129,31 +127,17 @@ class ModelRunner:
                 b.bind_output(f"present_{kind}_{i}", device, 0, cache.dtype, shape, ptr)
         self._bound_cache = key
 
-    def forward(self, ids: np.ndarray, cache: KVCache, keep: int = 1,
-                positions: np.ndarray | None = None,
-                attention_bias: np.ndarray | None = None) -> np.ndarray:
-        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S.
-
-        By default the new tokens sit at positions cache.pos.. and see every position before
-        them. A tree of continuations in one row passes its own `positions` [B, S] and an
-        `attention_bias` [1, 1, S, cache.pos + S] (0 = seen, -inf = hidden)."""
+    def forward(self, ids: np.ndarray, cache: KVCache, keep: int = 1) -> np.ndarray:
+        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S."""
         rows, length = ids.shape
         if cache.pos + length > cache.max_len:
             raise ValueError(f"cache holds {cache.pos} of {cache.max_len}; {length} more won't fit")
         self._bind_cache(cache, rows)
         total = cache.pos + length
         b = self._binding
-        if positions is None:
-            positions = np.broadcast_to(np.arange(cache.pos, total, dtype=np.int64),
-                                        (rows, length))
-        if self.takes_attention_bias:
-            if attention_bias is None:
-                attention_bias = np.zeros((1, 1, length, total), np.float32)  # causal only
-            b.bind_cpu_input("attention_bias", np.ascontiguousarray(attention_bias, np.float32))
-        elif attention_bias is not None:
-            raise ValueError("this model predates attention_bias; convert it again")
+        positions = np.broadcast_to(np.arange(cache.pos, total, dtype=np.int64), (rows, length))
         b.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
-        b.bind_cpu_input("position_ids", np.ascontiguousarray(positions, dtype=np.int64))
+        b.bind_cpu_input("position_ids", np.ascontiguousarray(positions))
         b.bind_cpu_input("seqlens_k", np.full(rows, total - 1, np.int32))
         b.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
         b.bind_cpu_input("num_logits_to_keep", np.array(keep, np.int64))
