@@ -1,4 +1,4 @@
-"""A Ghostpen model folder: model.onnx (+ model.onnx.data above 2 GB), tokenizer.json,
+"""A Ghostpen model folder: model.onnx (the graph), model.onnx.data (the weights), tokenizer.json,
 config.json and manifest.json, which names the format version, precision, source and the size
 and sha256 of every file. Checked at load so that a damaged folder gives one clear line.
 """
