@@ -15,11 +15,13 @@ only suggestions do.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 
 Buffer = Any  # np.ndarray, or onnxruntime.OrtValue on a device
+_buffer_sets = itertools.count()  # never reused, unlike id() of freed buffers
 
 
 class KVCache:
@@ -73,6 +75,7 @@ class KVCache:
                 target[:1, :, : self.pos] = self.host_array(old)[:1, :, : self.pos]
                 self._store(new, target)
         self.batch = batch
+        self.buffers_id = next(_buffer_sets)  # changes whenever the buffers are replaced
         self._forked = self._forked_rows = 0
 
     def reset(self) -> None:

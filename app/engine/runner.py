@@ -99,7 +99,7 @@ class ModelRunner:
         # GPU providers keep the cache on their device; the CPU provider in numpy arrays.
         self.cache_device = CACHE_DEVICES.get(self.provider, "numpy")
         self._binding = session.io_binding()  # type: ignore[attr-defined]
-        self._bound_cache: tuple[int, ...] = ()  # rows bound, then every buffer's address
+        self._bound_cache: tuple[int, int] | None = None  # (cache.buffers_id, rows) bound
         self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
 
     @property
@@ -112,9 +112,9 @@ class ModelRunner:
                        device=self.cache_device)
 
     def _bind_cache(self, cache: KVCache, rows: int) -> None:
-        # Keyed on the addresses themselves, not on id(): a new cache's buffers may reuse the
-        # id of freed ones, and a stale binding would write into freed memory.
-        key = (rows, *(cache.pointer(buffer) for buffer in (*cache.keys, *cache.values)))
+        # Not keyed on id(): a new cache's buffers may reuse the id of freed ones, and a stale
+        # binding would have onnxruntime write into freed memory.
+        key = (cache.buffers_id, rows)
         if self._bound_cache == key:
             return
         shape = [rows, self.shape.n_head, cache.max_len, self.shape.head_dim]
