@@ -39,9 +39,9 @@ def calibrate_kv_scales(weights: dict[str, np.ndarray], config: GPT2Config,
     """One (key, value) pair of float32 scales [C] per layer, for GQA's PER_CHANNEL int8 cache."""
     keys_values: list[tuple[np.ndarray, np.ndarray]] = []
     gpt2_logits(weights, config, ids[: config.n_positions], keys_values=keys_values)
-    scales = []
-    for keys, values in keys_values:
-        pair = tuple(np.maximum(np.abs(a).max(0) * MARGIN / 127, 1e-8).astype(np.float32)
-                     for a in (keys, values))
-        scales.append((pair[0], pair[1]))
-    return scales
+    return [(_channel_scales(keys), _channel_scales(values)) for keys, values in keys_values]
+
+
+def _channel_scales(a: np.ndarray) -> np.ndarray:
+    # [T, C] -> [C]; never 0, so a channel that stayed 0 here cannot divide by zero later.
+    return np.maximum(np.abs(a).max(0) * MARGIN / 127, 1e-8).astype(np.float32)
