@@ -1,6 +1,10 @@
 """Ghost-text autocomplete: after a pause in typing, ask the worker for a few short
 continuations of the text before the cursor, computed together, and hand them to the editor.
 
+The work runs inside the typing pause: a suggestion is started about one compute-time before
+the pause ends (`SuggestionLead`) and held until the pause is over, so it appears when the pause
+ends instead of a compute-time later.
+
 The newest request wins. A keystroke or a cursor move cancels the running request at once (the
 worker sets its cancel event), and an answer is shown only if it is the answer to the latest
 request *and* the editor still has the edit count and cursor position it was asked for, so a
@@ -10,6 +14,8 @@ only at the end of a line, never during a generation, and with their own (cooler
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +37,7 @@ from app.ui.generation import GenerationController
 from app.ui.ghost_text import SUGGESTION_PARAMS, GhostText, usable_alternatives
 from app.ui.presets import PresetStore
 from app.ui.settings import Settings
+from app.ui.suggestion_timing import SuggestionLead
 from app.ui.worker import EngineWorker
 
 # Allowed ranges; a hand-edited settings file is clamped into them.
@@ -47,6 +54,8 @@ class _Request:
     request_id: int
     revision: int  # the editor's edit count it was asked at
     position: int  # the cursor position it was asked at
+    sent_at: float  # time.monotonic() when it was sent
+    show_at: float | None  # not shown before this time.monotonic(): the end of the pause
 
 
 class AutocompleteController(QObject):
@@ -64,10 +73,17 @@ class AutocompleteController(QObject):
         self._engine_ready = False
         self._closed = False
         self._active: _Request | None = None
+        self._held: tuple[_Request, tuple[str, ...]] | None = None  # ready before the pause ended
+        self._pause_ends_at: float | None = None
+        self.lead = SuggestionLead()
         self.dialog: SuggestionSettingsDialog | None = None
-        self._timer = QTimer(self, singleShot=True)
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # the pause is a setting: keep it
-        self._timer.timeout.connect(self.request_now)
+        # Both timers are precise: the pause is a setting, and the person should get it.
+        self._timer = QTimer(self, singleShot=True)  # starts the work, inside the pause
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(lambda: self._request(self._pause_ends_at))
+        self._show_timer = QTimer(self, singleShot=True)  # shows a held suggestion
+        self._show_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._show_timer.timeout.connect(self._show_held)
         self._make_actions()
 
         editor.typed.connect(self._on_typed)
@@ -75,7 +91,7 @@ class AutocompleteController(QObject):
         editor.escape_pressed.connect(self.cancel)
         editor.ghost_changed.connect(self._update_actions)
         generation.running_changed.connect(self._on_running_changed)
-        worker.engine_loaded.connect(lambda _: self._set_engine_ready(True))
+        worker.engine_loaded.connect(self._on_engine_loaded)
         worker.engine_failed.connect(lambda *_: self._set_engine_ready(False))
         worker.suggestions_ready.connect(self._on_ready)
         worker.suggestions_failed.connect(self._on_failed)
@@ -186,10 +202,15 @@ class AutocompleteController(QObject):
     def _on_typed(self) -> None:
         self.cancel()
         if self._may_suggest():
-            self._timer.start(self.setting("suggestion_delay_ms"))
+            delay_ms = self.setting("suggestion_delay_ms")
+            self._pause_ends_at = time.monotonic() + delay_ms / 1000
+            self._timer.start(delay_ms - self.lead.lead_ms(delay_ms))
 
     def request_now(self) -> None:
-        """Ask for suggestions at the cursor (the typing pause is over)."""
+        """Ask for suggestions at the cursor now, and show them as soon as they are ready."""
+        self._request(show_at=None)
+
+    def _request(self, show_at: float | None) -> None:
         self._timer.stop()
         if not self._may_suggest() or self._editor.ghost is not None:
             return
@@ -202,11 +223,15 @@ class AutocompleteController(QObject):
         request_id = self._worker.suggest(
             prompt, self.params(), self.setting("suggestion_alternatives"),
             self.setting("suggestion_tokens"), self.setting("suggestion_stop_at_sentence_end"))
-        self._active = _Request(request_id, self._editor.revision, cursor.position())
+        self._active = _Request(request_id, self._editor.revision, cursor.position(),
+                                time.monotonic(), show_at)
 
     def cancel(self) -> None:
-        """No suggestion from anything asked so far: stop the pause timer and the running run."""
+        """No suggestion from anything asked so far: stop the pause timer and the running run,
+        and drop one held for the end of the pause."""
         self._timer.stop()
+        self._show_timer.stop()
+        self._held = None
         if self._active is not None:
             self._active = None
             self._worker.cancel_suggestion()
@@ -218,18 +243,35 @@ class AutocompleteController(QObject):
 
     @property
     def waiting(self) -> bool:
-        """A suggestion was asked for and has not come back yet."""
-        return self._active is not None
+        """A suggestion was asked for and has not been shown yet (running, or ready and held
+        for the end of the pause)."""
+        return self._active is not None or self._held is not None
 
     def _on_ready(self, request_id: int, suggestions: list[Any]) -> None:
         request = self._active
         if request is None or request_id != request.request_id:
             return  # an answer to an older request
         self._active = None
-        if not self._may_suggest():
-            return
+        now = time.monotonic()
+        self.lead.record((now - request.sent_at) * 1000)
         texts = usable_alternatives([s.text for s in suggestions])
-        if texts:
+        if not texts:
+            return
+        if request.show_at is not None and now < request.show_at:
+            self._held = (request, texts)
+            self._show_timer.start(math.ceil((request.show_at - now) * 1000))  # never early
+        else:
+            self._show(request, texts)
+
+    def _show_held(self) -> None:
+        if self._held is not None:
+            request, texts = self._held
+            self._held = None
+            self._show(request, texts)
+
+    def _show(self, request: _Request, texts: tuple[str, ...]) -> None:
+        # The editor refuses a ghost made for another position or another edit count.
+        if self._may_suggest():
             self._editor.show_ghost(GhostText(request.position, request.revision, texts))
 
     def _on_failed(self, request_id: int, message: str) -> None:
@@ -241,6 +283,10 @@ class AutocompleteController(QObject):
         if running:
             self.cancel()
             self._editor.clear_ghost()
+
+    def _on_engine_loaded(self, _info: object) -> None:
+        self.lead.forget()  # another model, another speed
+        self._set_engine_ready(True)
 
     def _set_engine_ready(self, ready: bool) -> None:
         self._engine_ready = ready

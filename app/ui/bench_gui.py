@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TEXT = "The lighthouse keeper climbed the stairs each evening and lit the lamp."
@@ -83,6 +85,26 @@ def measure_launch(data_dir: Path, config_dir: Path) -> float:
     raise RuntimeError("the window never reported being shown")
 
 
+@contextmanager
+def app_with_only(model: Path) -> Iterator[tuple[Path, Path]]:
+    """The app, offscreen, with fresh settings and `model` its only model: (data, config)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    saved = {key: os.environ.get(key) for key in ("GHOSTPEN_DATA_DIR", "GHOSTPEN_CONFIG_DIR")}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, config = Path(tmp) / "data", Path(tmp) / "config"
+        (data / "models").mkdir(parents=True)
+        (data / "models" / model.name).symlink_to(model.resolve())
+        os.environ["GHOSTPEN_DATA_DIR"], os.environ["GHOSTPEN_CONFIG_DIR"] = str(data), str(config)
+        try:
+            yield data, config
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 def gui_bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app bench gui", description=__doc__)
     parser.add_argument("--tokens", type=int, default=200)
@@ -95,12 +117,7 @@ def gui_bench_main(argv: list[str]) -> int:
 
     cache = args.cache_dir or Path(user_cache_dir("ghostpen")) / "bench"
     model = _prepare(cache, "gpt2", [args.precision])[args.precision]
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    with tempfile.TemporaryDirectory() as tmp:
-        data, config = Path(tmp) / "data", Path(tmp) / "config"
-        (data / "models").mkdir(parents=True)
-        (data / "models" / f"gpt2-{args.precision}").symlink_to(model.resolve())
-        os.environ["GHOSTPEN_DATA_DIR"], os.environ["GHOSTPEN_CONFIG_DIR"] = str(data), str(config)
+    with app_with_only(model) as (data, config):
         launch = [measure_launch(data, config) for _ in range(3)]
         rows = {view: measure_stalls(model, args.tokens, view) for view in (False, True)}
     print(f"| gpt2 {args.precision}, {args.tokens} tokens | longest GUI stall (ms) | p99 stall "

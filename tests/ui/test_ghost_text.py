@@ -19,6 +19,7 @@ from app.engine.fake import FakeEngine
 from app.engine.sampling_params import SamplingParams
 from app.ui.ghost_text import SUGGESTION_PARAMS, GhostText
 from app.ui.main_window import MainWindow
+from app.ui.suggestion_timing import MARGIN, SuggestionLead
 
 from .conftest import Answers, set_max_tokens
 from .test_real_model import real_window, tiny_model  # noqa: F401  (fixtures)
@@ -35,6 +36,7 @@ class Call:
     max_tokens: int
     stop_at_sentence_end: bool
     cancel: threading.Event | None
+    started: float = field(default_factory=time.monotonic)
     result: list[Suggestion] | None = None  # set once the engine returned
 
 
@@ -44,6 +46,7 @@ class ScriptedEngine(FakeEngine):
 
     texts: tuple[str, ...] = ()
     delay_s: float = 0.0
+    compute_s: float = 0.0  # how long a suggestion takes, besides delay_s per token
     calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,9 @@ class ScriptedEngine(FakeEngine):
                 cancel: threading.Event | None = None) -> list[Suggestion]:
         call = Call(prompt, params, n_alternatives, max_tokens, stop_at_sentence_end, cancel)
         self.calls.append(call)
+        if self.compute_s and cancel is not None and cancel.wait(self.compute_s):
+            call.result = []
+            return []
         result = super().suggest(prompt, params, n_alternatives, max_tokens,
                                  stop_at_sentence_end, cancel)
         if self.texts and result:
@@ -413,3 +419,75 @@ def test_ghost_text_rules() -> None:
     assert ghost.after_typing(" was dark", 13, 9) is None
     assert ghost.after_typing("x", 5, 8) is None
     assert GhostText(0, 0, ("\n\nThe end",)).next_word() == "\n\nThe"
+
+
+def test_the_work_runs_inside_the_pause_and_the_suggestion_waits_for_its_end(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engine = ScriptedEngine(texts=ALTERNATIVES, compute_s=0.12)
+    window = open_window(make_window, engine, delay_ms=250)
+    editor = window.editor
+    shown: list[float] = []
+    editor.ghost_changed.connect(
+        lambda: shown.append(time.monotonic()) if editor.ghost is not None else None)
+    # The first suggestion of a model: its speed is not known yet, so the work starts when the
+    # pause ends.
+    last_key = time.monotonic()
+    type_and_wait(qtbot, window, "The night")
+    assert engine.calls[0].started - last_key >= 0.25
+    assert window.autocomplete.lead.lead_ms(250) >= 120  # it took 120 ms or more
+    key(qtbot, window, Qt.Key.Key_Escape)
+    # From now on it starts one compute-time early, and is held until the pause is over.
+    qtbot.keyClicks(editor, " wa")
+    last_key = time.monotonic()
+    qtbot.keyClicks(editor, "s")
+    qtbot.waitUntil(lambda: editor.ghost is not None, timeout=5000)
+    second = engine.calls[1]
+    assert second.prompt == "The night was"
+    assert second.started < last_key + 0.25  # begun inside the pause
+    assert shown[-1] >= last_key + 0.25  # but shown only once the pause is over
+    assert editor.ghost.position == 13 and editor.ghost.text == ALTERNATIVES[0]
+
+
+def test_a_keystroke_drops_a_suggestion_held_for_the_end_of_the_pause(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engine = ScriptedEngine(texts=ALTERNATIVES)
+    window = open_window(make_window, engine, delay_ms=300)
+    editor, autocomplete = window.editor, window.autocomplete
+    autocomplete.lead.record(300)  # as if suggestions took 300 ms: start at the keystroke
+    qtbot.keyClicks(editor, "Once")
+    qtbot.waitUntil(lambda: bool(engine.calls) and engine.calls[0].result is not None,
+                    timeout=5000)
+    qtbot.waitUntil(lambda: not window.worker.busy(), timeout=5000)
+    QApplication.processEvents()  # the answer has arrived: ready, held, not shown
+    assert autocomplete.waiting and editor.ghost is None
+    qtbot.keyClicks(editor, " upon")
+    assert not autocomplete.waiting  # the held one is gone with the keystroke
+    qtbot.waitUntil(lambda: editor.ghost is not None, timeout=5000)
+    assert editor.ghost.position == 9 and engine.calls[-1].prompt == "Once upon"
+    assert editor.toPlainText() == "Once upon"
+
+
+def test_the_lead_follows_recent_suggestion_times() -> None:
+    lead = SuggestionLead()
+    assert lead.lead_ms(250) == 0  # nothing timed yet: start when the pause ends
+    for ms in (80, 90, 85):
+        lead.record(ms)
+    assert lead.lead_ms(250) == round(85 * MARGIN)
+    lead.record(1200)  # one re-read of the whole window does not move it much
+    assert lead.lead_ms(250) == round(87.5 * MARGIN)
+    assert lead.lead_ms(50) == 50  # never earlier than the keystroke
+    lead.forget()
+    assert lead.lead_ms(250) == 0
+
+
+def test_the_window_benchmark_sees_each_suggestion_no_earlier_than_the_pause_end(
+        qtbot: QtBot, tiny_model: Path) -> None:  # noqa: F811  (the fixture)
+    from app.ui.bench_ghost import SETTLE_KEYS, measure_after_pause
+    from app.ui.bench_gui import app_with_only
+
+    with app_with_only(tiny_model / "models" / "tiny"):
+        waits = measure_after_pause("The harbour town woke slowly", " that day")
+    assert len(waits) == len(" that day") - SETTLE_KEYS
+    # A suggestion each time, never before the pause's end (less 1 ms: the harness reads the
+    # clock just after the controller does).
+    assert all(-1 <= ms < 5000 for ms in waits)
