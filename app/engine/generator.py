@@ -322,7 +322,7 @@ class Generator:
         kept = kept[np.argsort(-shaped[kept])]
         first += [int(t) for t in kept if int(t) != first[0]][: rows - 1]
         if len(first) < rows:  # greedy or a narrow chain: widen to the model's next best
-            by_model = np.argsort(-logits)[: rows + 1]
+            by_model, _ = top_alternatives(logits, rows + len(first))  # not a sort of all V
             first += [int(t) for t in by_model if int(t) not in first][: rows - len(first)]
         probs = softmax(logits)
         decoders = [IncrementalDecoder(self.tokenizer) for _ in range(rows)]
