@@ -40,6 +40,12 @@ def make_session_options(threads: int | None) -> object:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or 0
     options.inter_op_num_threads = 1
+    # Hand out each parallel loop in small blocks that idle threads take as they finish, rather
+    # than one equal share per thread: on a laptop or VM whose cores are not equally free, the
+    # slower core no longer holds the step back. Interleaved A/B on GPT-2 124M int8, 2 threads:
+    # a decode step 3.92 vs 4.19 ms at position 32, 4.99 vs 5.44 ms at 900; three rows at 600
+    # 8.23 vs 8.48 ms; prefill unchanged.
+    options.add_session_config_entry("session.dynamic_block_base", "16")
     options.log_severity_level = 3  # warnings about unused initializers are not the user's business
     return options
 
