@@ -10,10 +10,12 @@ peak RSS (MB), model size on disk (MB).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -131,13 +133,30 @@ def _prepare(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, P
         print(f"making a random {preset} checkpoint in {checkpoint}", file=sys.stderr)
         write_random_checkpoint(preset, checkpoint, seed=0)
     folders = {"checkpoint": checkpoint}
+    exporter = _exporter_fingerprint()
     for precision in precisions:
         folder = cache_dir / f"{preset}-{precision}"
-        if not (folder / "manifest.json").exists():
+        stamp = folder / ".exported-by"
+        current = (folder / "manifest.json").exists() and stamp.exists() \
+            and stamp.read_text() == exporter
+        if not current:  # never time a graph an older converter made
             print(f"converting to {precision}", file=sys.stderr)
+            shutil.rmtree(folder, ignore_errors=True)
             export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
+            stamp.write_text(exporter)
         folders[precision] = folder
     return folders
+
+
+def _exporter_fingerprint() -> str:
+    """sha256 of the converter's source: a cached export is reused only by the code that made
+    it (a change to the graph builder changes what is being timed)."""
+    import models
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(models.__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
 
 
 def _run_worker(kind: str, folder: Path, threads: int) -> dict[str, Any]:
@@ -199,6 +218,8 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     parser.add_argument("--precisions", default="int8,int4,fp32")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true", help="skip transformers + torch")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times each row runs, round-robin (default 3; figures are medians)")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -213,7 +234,7 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
         args.cache_dir = Path(user_cache_dir("ghostpen")) / "bench"
     precisions = [p for p in args.precisions.split(",") if p]
     folders = _prepare(args.cache_dir, args.preset, precisions)
-    rows: dict[str, dict[str, Any]] = {}
+    workers: dict[str, tuple[str, Path]] = {}
     if not args.no_torch:
         try:
             import torch  # noqa: F401
@@ -222,10 +243,26 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
             print("transformers + torch not installed: skipping that row "
                   "(pip install -e '.[test]')", file=sys.stderr)
         else:
-            rows["transformers+torch fp32"] = _run_worker("torch", folders["checkpoint"],
-                                                          args.threads)
+            workers["transformers+torch fp32"] = ("torch", folders["checkpoint"])
     for precision in precisions:
-        rows[f"Ghostpen {precision}"] = _run_worker("ours", folders[precision], args.threads)
-    print(f"{args.preset}, {machine_description()}")
-    print(format_table(rows, args.threads))
+        workers[f"Ghostpen {precision}"] = ("ours", folders[precision])
+    # Round-robin, so that a slow minute of a shared machine lands on every row alike rather
+    # than on whichever row ran then; each figure is the median over the rounds.
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
+    for round_index in range(args.rounds):
+        for name, (kind, folder) in workers.items():
+            print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
+            runs[name].append(_run_worker(kind, folder, args.threads))
+    print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds")
+    print(format_table({name: _median_row(r) for name, r in runs.items()}, args.threads))
     return 0
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            row[key] = float(np.median([r[key] for r in runs]))
+    return row

@@ -62,5 +62,7 @@ def measure_after_pause(document: str, keystrokes: str, timeout_s: float = 10.0)
         after_pause.append(max(0.0, time.monotonic() - pause_ends) * 1000)
         QTest.keyClick(editor, Qt.Key.Key_Escape)
     window.shutdown(keep_unsaved=False)
+    window.hide()  # not close(): that would ask whether to save the typed text
+    window.deleteLater()
     app.processEvents()
     return after_pause[SETTLE_KEYS:]
