@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 SETTLE_KEYS = 2  # the first suggestions time the model; the lead is known after them
 
@@ -38,17 +39,17 @@ def measure_after_pause(document: str, keystrokes: str, timeout_s: float = 10.0)
     deadline.timeout.connect(loop.quit)
     editor.ghost_changed.connect(lambda: loop.quit() if editor.ghost is not None else None)
 
-    def wait_for(condition: object) -> None:
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
         deadline.start(round(timeout_s * 1000))
-        while not condition() and deadline.isActive():  # type: ignore[operator]
+        while not condition() and deadline.isActive():
             loop.exec()
-        if not condition():  # type: ignore[operator]
-            raise RuntimeError("no suggestion appeared within the timeout")
+        if not condition():
+            raise RuntimeError(f"{what} within {timeout_s:.0f} s")
 
     engine_loaded = QTimer(interval=10)
     engine_loaded.timeout.connect(lambda: loop.quit() if window.engine_info else None)
     engine_loaded.start()
-    wait_for(lambda: window.engine_info is not None)
+    wait_for(lambda: window.engine_info is not None, "the model did not load")
     engine_loaded.stop()
     editor.setPlainText(document)
     editor.moveCursor(QTextCursor.MoveOperation.End)
@@ -58,7 +59,7 @@ def measure_after_pause(document: str, keystrokes: str, timeout_s: float = 10.0)
     for typed in keystrokes:
         QTest.keyClick(editor, typed)
         pause_ends = time.monotonic() + delay_s
-        wait_for(lambda: editor.ghost is not None)
+        wait_for(lambda: editor.ghost is not None, "no suggestion appeared")
         after_pause.append(max(0.0, time.monotonic() - pause_ends) * 1000)
         QTest.keyClick(editor, Qt.Key.Key_Escape)
     window.shutdown(keep_unsaved=False)
