@@ -17,10 +17,12 @@ from app.engine import tokenizer as tokenizer_module
 from app.engine.errors import ModelLoadError
 from app.engine.tokenizer import (
     EOS_TOKEN,
+    PIECE_CHARS,
     RESOURCES_DIR,
     ByteTokenizer,
     IncrementalDecoder,
     Tokenizer,
+    piece_cuts,
 )
 
 GPT2_DIR = RESOURCES_DIR / "gpt2"
@@ -109,6 +111,36 @@ def test_decode_inverts_encode(tok: Tokenizer, text: str) -> None:
     ids = tok.encode(text)
     assert tok.decode(ids) == text
     assert b"".join(tok.token_bytes(i) for i in ids) == text.encode("utf-8")
+
+
+# Text where cuts are likely: spaces after letters and digits, runs of spaces, newlines,
+# contractions, punctuation, accents and emoji, the end-of-text token.
+PIECEWISE_TEXT = st.lists(st.sampled_from(
+    ["a", "Z", "7", " ", " ", "  ", "\n", "\t", "'s", "'ll", "é", "🙂", ".", "?!", "—", "x y",
+     EOS_TOKEN, "\u3000", "ß"]), min_size=1, max_size=60).map("".join)
+
+
+@FAST
+@given(PIECEWISE_TEXT | st.text(), st.integers(1, 12))
+def test_encoding_in_pieces_gives_the_ids_of_the_whole(tok: Tokenizer, text: str,
+                                                       every: int) -> None:
+    cuts = piece_cuts(text, every)
+    assert cuts == sorted(set(cuts)) and all(0 < c < len(text) for c in cuts)
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    assert [i for piece in pieces for i in tok.encode(piece)] == tok.encode(text)
+
+
+def test_a_long_document_equals_transformers_and_typing_reencodes_only_its_end(
+        tok: Tokenizer, reference: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    document = " ".join(f"Word{i}, it's line {i}.\n" for i in range(2000))  # ~50,000 chars
+    assert tok.encode(document) == reference(document)["input_ids"]
+    encoded: list[str] = []
+    whole = tok._encode_whole
+    monkeypatch.setattr(tok, "_encode_whole", lambda text: encoded.append(text) or whole(text))
+    for typed in " The e", "n", "d":
+        document += typed
+        assert tok.encode(document) == reference(document)["input_ids"]
+    assert len(encoded) == 3 and sum(map(len, encoded)) < 3 * 2 * PIECE_CHARS
 
 
 def test_text_with_eos_splits_around_it(tok: Tokenizer) -> None:
