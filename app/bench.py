@@ -170,6 +170,28 @@ def _run_worker(kind: str, folder: Path, threads: int) -> dict[str, Any]:
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+def memory_read_gb_s(threads: int = 2, size_mb: int = 256) -> float:
+    """How fast this machine reads memory right now (GB/s): the best of 3 sums of a buffer
+    well past the caches, split over `threads`. Decode is bound by it, and on a shared VM it
+    moves from minute to minute, so the tables say what it was."""
+    import threading
+
+    import numpy as np
+
+    data = np.ones(size_mb * 2**20 // 8, np.int64)
+    parts = np.array_split(data, threads)
+    best = float("inf")
+    for _ in range(3):
+        workers = [threading.Thread(target=part.sum) for part in parts]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        best = min(best, time.perf_counter() - started)
+    return data.nbytes / best / 1e9
+
+
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -249,11 +271,14 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     # Round-robin, so that a slow minute of a shared machine lands on every row alike rather
     # than on whichever row ran then; each figure is the median over the rounds.
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
+    bandwidth = [memory_read_gb_s(args.threads)]
     for round_index in range(args.rounds):
         for name, (kind, folder) in workers.items():
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
             runs[name].append(_run_worker(kind, folder, args.threads))
-    print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds")
+    bandwidth.append(memory_read_gb_s(args.threads))
+    print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds; memory "
+          f"read {bandwidth[0]:.0f} GB/s before, {bandwidth[1]:.0f} GB/s after")
     print(format_table({name: _median_row(r) for name, r in runs.items()}, args.threads))
     return 0
 

@@ -119,13 +119,14 @@ def autocomplete_bench_main(argv: list[str]) -> int:
         args.cache_dir = Path(user_cache_dir("ghostpen")) / "bench"
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from app.bench import _prepare, machine_description
+    from app.bench import _prepare, machine_description, memory_read_gb_s
     from app.engine.engine import load_engine
 
     folder = _prepare(args.cache_dir, args.preset, [args.precision])[args.precision]
     engine = load_engine(folder, device="cpu", threads=args.threads)
     keystrokes = (TYPED * (args.keystrokes // len(TYPED) + 1))[: args.keystrokes]
     rows: list[Row] = []
+    bandwidth = memory_read_gb_s(args.threads)
     for n_tokens in DOC_TOKENS:
         document = make_document(engine.tokenizer, n_tokens)
         for reuse in (True, False):
@@ -135,7 +136,7 @@ def autocomplete_bench_main(argv: list[str]) -> int:
                                      args.tokens, reuse)
             rows.append((f"{n_tokens:,} tokens", reuse, ms, full_reads))
     print(f"{args.preset} {args.precision}, {engine.info.provider}, {args.threads} threads; "
-          f"{machine_description()}")
+          f"{machine_description()}; memory read {bandwidth:.0f} GB/s")
     print(format_table(rows, args.alternatives, args.tokens))
     if not args.no_window:
         engine.close()  # the window loads its own
