@@ -60,7 +60,7 @@ def measure_after_pause(document: str, keystrokes: str, timeout_s: float = 10.0)
         QTest.keyClick(editor, typed)
         pause_ends = time.monotonic() + delay_s
         wait_for(lambda: editor.ghost is not None, "no suggestion appeared")
-        after_pause.append(max(0.0, time.monotonic() - pause_ends) * 1000)
+        after_pause.append((time.monotonic() - pause_ends) * 1000)  # < 0: shown too early
         QTest.keyClick(editor, Qt.Key.Key_Escape)
     window.shutdown(keep_unsaved=False)
     window.hide()  # not close(): that would ask whether to save the typed text
