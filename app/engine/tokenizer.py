@@ -8,6 +8,7 @@ of ids into text that never contains half a character.
 from __future__ import annotations
 
 import codecs
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -199,25 +200,27 @@ def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
         ) from error
 
 
+# A space or newline right after a letter or digit: where encoding can be cut (see piece_cuts).
+_CUT = re.compile(r"(?<=[^\W_])[ \n]")
+
+
 def piece_cuts(text: str, every: int) -> list[int]:
     """Positions, about `every` characters apart, where `text` can be encoded in pieces.
 
-    Each is a space right after a letter or digit. GPT-2's pre-tokenizer regex ('s|'t|…|
-    ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+) has no pattern that runs from a
-    non-space into a space, so a pre-token always ends before such a space; and the regex reads
+    Each is a space or newline right after a letter or digit. No pattern of GPT-2's
+    pre-tokenizer regex ('s|'t|…| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+)
+    runs from a non-space into whitespace, so a pre-token always ends there; and the regex reads
     from left to right, looking ahead only, so what follows is matched the same whether or not
     the text before it is there. Encoding the pieces one by one gives the ids of the whole.
     """
     cuts: list[int] = []
     search_from = every
     while search_from < len(text):
-        space = text.find(" ", search_from)
-        while space > 0 and not text[space - 1].isalnum():
-            space = text.find(" ", space + 1)
-        if space <= 0:
+        found = _CUT.search(text, search_from)
+        if found is None:
             break
-        cuts.append(space)
-        search_from = space + every
+        cuts.append(found.start())
+        search_from = found.start() + max(every, 1)
     return cuts
 
 
