@@ -42,6 +42,10 @@ class Engine:
             return self.generator.suggest(self.tokenizer.encode(prompt), params, n_alternatives,
                                           max_tokens, stop_at_sentence_end, cancel)
 
+    def warm(self, prompt: str, room: int, cancel: threading.Event | None = None) -> int:
+        with self._lock:
+            return self.generator.warm(self.tokenizer.encode(prompt), room, cancel)
+
     def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
         with self._lock:
             return self.generator.candidates(self.tokenizer.encode(prompt), params, top_n)

@@ -85,6 +85,9 @@ class FakeEngine:
             suggestions.append(Suggestion("".join(e.text for e in events), events))
         return suggestions
 
+    def warm(self, prompt: str, room: int, cancel: threading.Event | None = None) -> int:
+        return 0  # nothing to cache
+
     def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
         p = 1.0 / len(_ALPHABET)
         kept_count = len(_ALPHABET) if params.top_k == 0 else min(params.top_k, len(_ALPHABET))

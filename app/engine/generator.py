@@ -122,6 +122,8 @@ class Generator:
         reuse = min(common_prefix_length(cache.tokens, ids), len(ids) - 1)
         if not self.reuse_prefix:
             reuse = 0
+        if cancel is not None and cancel.is_set():
+            return None  # before the rewind: what the cache holds stays usable
         cache.rewind(reuse)
         logits = None
         for start in range(reuse, len(ids), PREFILL_CHUNK):
@@ -372,6 +374,15 @@ class Generator:
         self.cache.rewind(base + valid)
         return [Suggestion(texts[row] + decoders[row].flush(), tuple(events[row]))
                 for row in range(rows) if events[row]]
+
+    def warm(self, prompt_ids: Sequence[int], room: int,
+             cancel: threading.Event | None = None) -> int:
+        """Make the cache hold the window a later call with `room` would use, and nothing else:
+        that call then runs only what was typed since. How many tokens were run."""
+        window = self._window(prompt_ids, room)
+        if self.feed(window, cancel) is None:
+            return 0  # cancelled: what was read so far stays cached
+        return len(window) - self.reused_tokens
 
     def candidates(self, prompt_ids: Sequence[int], params: SamplingParams,
                    top_n: int = 20) -> list[Candidate]:

@@ -40,6 +40,12 @@ class TextEngine(Protocol):
         """Up to `n_alternatives` short continuations computed together; [] when cancelled."""
         ...
 
+    def warm(self, prompt: str, room: int, cancel: threading.Event | None = None) -> int:
+        """Read `prompt` into the KV cache ahead of time, as a later call leaving `room` tokens
+        of context free will want it (a suggestion: its length + 1), so that call runs only
+        what changed since. Returns how many tokens were run."""
+        ...
+
     def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
         """The most likely next tokens after `prompt`, each marked kept or cut by the chain."""
         ...

@@ -5,6 +5,10 @@ The work runs inside the typing pause: a suggestion is started about one compute
 the pause ends (`SuggestionLead`) and held until the pause is over, so it appears when the pause
 ends instead of a compute-time later.
 
+When the cursor comes to rest somewhere new (a document opened, a click), the text before it is
+read into the model's KV cache in the background, so that the first suggestion there runs only
+the keys typed since, not the whole document.
+
 The newest request wins. A keystroke or a cursor move cancels the running request at once (the
 worker sets its cancel event), and an answer is shown only if it is the answer to the latest
 request *and* the editor still has the edit count and cursor position it was asked for, so a
@@ -47,6 +51,8 @@ LIMITS: dict[str, tuple[int, int]] = {
     "suggestion_alternatives": (1, 9),
 }
 BUILTIN_LABEL = "Suggestions (built in: cool, temperature 0.5)"
+# A cursor that rests this long somewhere new has the text before it read ahead of time.
+WARM_DELAY_MS = 400
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,12 @@ class AutocompleteController(QObject):
         self._show_timer = QTimer(self, singleShot=True)  # shows a held suggestion
         self._show_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._show_timer.timeout.connect(self._show_held)
+        self._warm_timer = QTimer(self, singleShot=True)  # reads the text ahead, once at rest
+        self._warm_timer.timeout.connect(self._warm)
         self._make_actions()
 
         editor.typed.connect(self._on_typed)
-        editor.cursorPositionChanged.connect(self.cancel)
+        editor.cursorPositionChanged.connect(self._on_cursor_moved)
         editor.escape_pressed.connect(self.cancel)
         editor.ghost_changed.connect(self._update_actions)
         generation.running_changed.connect(self._on_running_changed)
@@ -199,7 +207,20 @@ class AutocompleteController(QObject):
                 and not self._generation.running and not self._editor.generating
                 and not self._editor.isReadOnly())
 
+    def _on_cursor_moved(self) -> None:
+        self.cancel()
+        self._warm_timer.start(WARM_DELAY_MS)
+
+    def _warm(self) -> None:
+        if not self._may_suggest():
+            return
+        prompt = self._editor.text_before(self._editor.textCursor().position())
+        if prompt.strip():
+            # The room a suggestion leaves, so that both agree on the window the cache holds.
+            self._worker.warm(prompt, self.setting("suggestion_tokens") + 1)
+
     def _on_typed(self) -> None:
+        self._warm_timer.stop()  # the suggestion after the pause reads the text itself
         self.cancel()
         if self._may_suggest():
             delay_ms = self.setting("suggestion_delay_ms")
@@ -287,6 +308,7 @@ class AutocompleteController(QObject):
     def _on_engine_loaded(self, _info: object) -> None:
         self.lead.forget()  # another model, another speed
         self._set_engine_ready(True)
+        self._warm_timer.start(0)  # the new model has read nothing yet
 
     def _set_engine_ready(self, ready: bool) -> None:
         self._engine_ready = ready
@@ -295,6 +317,7 @@ class AutocompleteController(QObject):
 
     def shutdown(self) -> None:
         self._closed = True
+        self._warm_timer.stop()
         self.cancel()
 
 

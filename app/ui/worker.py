@@ -30,8 +30,8 @@ from app.ui.engines import NoModelError
 log = logging.getLogger(__name__)
 
 # Run order when several kinds wait: a model load first, then generation, then a suggestion
-# (someone is waiting for it), then the preview.
-_KINDS = ("load", "generate", "suggest", "candidates")
+# (someone is waiting for it), then the preview, then reading the text ahead of time.
+_KINDS = ("load", "generate", "suggest", "candidates", "warm")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class EngineWorker(QThread):
     candidates_failed = Signal(int, str)
     suggestions_ready = Signal(int, object)  # request id, list[Suggestion] (never when cancelled)
     suggestions_failed = Signal(int, str)
+    warmed = Signal(int, int)  # request id, tokens read into the KV cache
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,9 +70,9 @@ class EngineWorker(QThread):
     def load(self, factory: Callable[[], TextEngine]) -> int:
         """Replace the engine with `factory()`, built on this thread; cancels a generation."""
         with self._wake:
-            self._cancel_running("generate", "suggest")
-            self._pending.pop("generate", None)
-            self._pending.pop("suggest", None)
+            self._cancel_running("generate", "suggest", "warm")
+            for kind in ("generate", "suggest", "warm"):
+                self._pending.pop(kind, None)
             return self._submit("load", (factory,))
 
     def generate(self, prompt: str, params: SamplingParams) -> int:
@@ -93,6 +94,14 @@ class EngineWorker(QThread):
         with self._wake:
             self._pending.pop("suggest", None)
             self._cancel_running("suggest")
+
+    def warm(self, prompt: str, room: int) -> int:
+        """Read `prompt` into the model's KV cache while nothing else runs, so that the next
+        request on it runs only what changed. A newer one replaces it; other requests do not
+        stop it (they want the same prefix)."""
+        with self._wake:
+            self._cancel_running("warm")
+            return self._submit("warm", (prompt, room))
 
     def request_candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> int:
         with self._wake:
@@ -211,6 +220,17 @@ class EngineWorker(QThread):
             self.candidates_failed.emit(job.request_id, _one_line(error, "Preview failed"))
             return
         self.candidates_ready.emit(job.request_id, candidates, n_tokens)
+
+    def _run_warm(self, job: _Job) -> None:
+        prompt, room = job.args
+        if self._engine is None:
+            return
+        try:
+            n_tokens = self._engine.warm(prompt, room, job.cancel)
+        except Exception as error:  # only a head start was lost; the next request says why
+            log.warning("%s", _one_line(error, "Reading the text ahead failed"))
+            return
+        self.warmed.emit(job.request_id, n_tokens)
 
     def _close_engine(self) -> None:
         engine, self._engine = self._engine, None

@@ -167,3 +167,19 @@ def test_typing_across_a_slide_point_rereads_the_window_once(engine: Engine) -> 
         gen.suggest(text[:n], GREEDY, 3, 8)
         full_reads += [n] if gen.reused_tokens == 0 else []
     assert full_reads == [3064]  # once, where the suggestion's room ran out
+
+
+def test_reading_ahead_leaves_the_next_suggestion_only_the_typed_keys(
+        engine: Engine, tiny_model: Path) -> None:
+    document = PROMPT + ", counting every step of the way up to the lamp room"
+    n_tokens = engine.count_tokens(document)
+    assert engine.warm(document, room=9) == n_tokens  # a fresh cache reads it all
+    assert engine.warm(document, room=9) == 1  # then only the last token, for its logits
+    cancel = threading.Event()
+    cancel.set()
+    assert engine.warm(PROMPT + " in the dark", room=9, cancel=cancel) == 0  # stopped at once
+    assert engine.suggest(document + " and", SamplingParams(seed=3), 3, 8)
+    assert engine.last_stats.reused_tokens == n_tokens  # " and" was all that ran
+    cold = load_engine(tiny_model, device="cpu")  # without reading ahead: the whole document
+    assert cold.suggest(document + " and", SamplingParams(seed=3), 3, 8)
+    assert cold.last_stats.reused_tokens == 0

@@ -17,6 +17,7 @@ from pytestqt.qtbot import QtBot
 from app.engine.events import Suggestion
 from app.engine.fake import FakeEngine
 from app.engine.sampling_params import SamplingParams
+from app.ui.autocomplete import WARM_DELAY_MS
 from app.ui.ghost_text import SUGGESTION_PARAMS, GhostText
 from app.ui.main_window import MainWindow
 from app.ui.suggestion_timing import MARGIN, SuggestionLead
@@ -48,9 +49,14 @@ class ScriptedEngine(FakeEngine):
     delay_s: float = 0.0
     compute_s: float = 0.0  # how long a suggestion takes, besides delay_s per token
     calls: list[Call] = field(default_factory=list)
+    warms: list[tuple[str, int]] = field(default_factory=list)  # (prompt, room) read ahead
 
     def __post_init__(self) -> None:
         super().__init__(token_delay_s=self.delay_s)
+
+    def warm(self, prompt: str, room: int, cancel: threading.Event | None = None) -> int:
+        self.warms.append((prompt, room))
+        return 0
 
     def suggest(self, prompt: str, params: SamplingParams, n_alternatives: int = 3,
                 max_tokens: int = 8, stop_at_sentence_end: bool = False,
@@ -491,3 +497,26 @@ def test_the_window_benchmark_sees_each_suggestion_no_earlier_than_the_pause_end
     # A suggestion each time, never before the pause's end (less 1 ms: the harness reads the
     # clock just after the controller does).
     assert all(-1 <= ms < 5000 for ms in waits)
+
+
+def test_a_cursor_at_rest_has_the_text_before_it_read_ahead_but_typing_does_not(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engine = ScriptedEngine(texts=ALTERNATIVES)
+    window = open_window(make_window, engine)
+    editor = window.editor
+    editor.setPlainText("Chapter one\nThe keeper climbed")  # as when a document opens
+    editor.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.waitUntil(lambda: bool(engine.warms), timeout=5000)
+    # The room a suggestion of 8 tokens leaves, so both want the same window of the document.
+    assert engine.warms[-1] == ("Chapter one\nThe keeper climbed", 9)
+    cursor = editor.textCursor()
+    cursor.setPosition(7)  # a click elsewhere
+    editor.setTextCursor(cursor)
+    qtbot.waitUntil(lambda: engine.warms[-1][0] == "Chapter", timeout=5000)
+    editor.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.waitUntil(lambda: engine.warms[-1][0].endswith("climbed"), timeout=5000)
+    read_ahead = len(engine.warms)
+    type_and_wait(qtbot, window, " the")  # the suggestion reads what was typed itself
+    qtbot.wait(WARM_DELAY_MS + 200)
+    assert len(engine.warms) == read_ahead
+    assert engine.calls[-1].prompt == "Chapter one\nThe keeper climbed the"
