@@ -5,9 +5,9 @@ The work runs inside the typing pause: a suggestion is started about one compute
 the pause ends (`SuggestionLead`) and held until the pause is over, so it appears when the pause
 ends instead of a compute-time later.
 
-When the cursor comes to rest somewhere new (a document opened, a click), the text before it is
-read into the model's KV cache in the background, so that the first suggestion there runs only
-the keys typed since, not the whole document.
+When the cursor comes to rest at the end of a line somewhere new (a document opened, a click),
+the text before it is read into the model's KV cache in the background, so that the first
+suggestion there runs only the keys typed since, not the whole document.
 
 The newest request wins. A keystroke or a cursor move cancels the running request at once (the
 worker sets its cancel event), and an answer is shown only if it is the answer to the latest
@@ -212,9 +212,10 @@ class AutocompleteController(QObject):
         self._warm_timer.start(WARM_DELAY_MS)
 
     def _warm(self) -> None:
-        if not self._may_suggest():
-            return
-        prompt = self._editor.text_before(self._editor.textCursor().position())
+        cursor = self._editor.textCursor()
+        if not self._may_suggest() or cursor.hasSelection() or not cursor.atBlockEnd():
+            return  # only where a suggestion could be asked for
+        prompt = self._editor.text_before(cursor.position())
         if prompt.strip():
             # The room a suggestion leaves, so that both agree on the window the cache holds.
             self._worker.warm(prompt, self.setting("suggestion_tokens") + 1)

@@ -510,9 +510,13 @@ def test_a_cursor_at_rest_has_the_text_before_it_read_ahead_but_typing_does_not(
     # The room a suggestion of 8 tokens leaves, so both want the same window of the document.
     assert engine.warms[-1] == ("Chapter one\nThe keeper climbed", 9)
     cursor = editor.textCursor()
-    cursor.setPosition(7)  # a click elsewhere
+    cursor.setPosition(11)  # a click at the end of another line
     editor.setTextCursor(cursor)
-    qtbot.waitUntil(lambda: engine.warms[-1][0] == "Chapter", timeout=5000)
+    qtbot.waitUntil(lambda: engine.warms[-1][0] == "Chapter one", timeout=5000)
+    cursor.setPosition(7)  # inside a line, where no suggestion is offered: nothing to read
+    editor.setTextCursor(cursor)
+    qtbot.wait(WARM_DELAY_MS + 200)
+    assert engine.warms[-1][0] == "Chapter one"
     editor.moveCursor(QTextCursor.MoveOperation.End)
     qtbot.waitUntil(lambda: engine.warms[-1][0].endswith("climbed"), timeout=5000)
     read_ahead = len(engine.warms)
