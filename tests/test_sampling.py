@@ -28,6 +28,7 @@ from app.engine.sampling import (
     apply_top_p,
     apply_typical_p,
     apply_xtc,
+    model_probabilities,
     sample_next_token,
     softmax,
     top_alternatives,
@@ -595,3 +596,14 @@ def test_top_alternatives_over_the_vocabulary_match_a_full_sort() -> None:
     ids, top = top_alternatives(probs, 10)
     np.testing.assert_array_equal(ids, np.argsort(-probs, kind="stable")[:10])
     np.testing.assert_array_equal(top, probs[ids])
+
+
+def test_model_probabilities_are_softmax_without_building_it() -> None:
+    logits = np.random.default_rng(4).normal(0, 3, 50257).astype(np.float32)
+    ids, probs, p_token = model_probabilities(logits, 10, 1234)
+    full = softmax(logits)
+    best = np.argsort(-full, kind="stable")[:10]
+    assert list(ids) == list(best)
+    np.testing.assert_allclose(probs, full[best], rtol=1e-5)
+    assert p_token == pytest.approx(float(full[1234]), rel=1e-5)
+    assert model_probabilities(logits, 0, 7)[0].size == 0

@@ -24,6 +24,7 @@ from app.engine.sampling import (
     MirostatState,
     SamplerContext,
     apply_sampler_chain,
+    model_probabilities,
     sample_next_token,
     softmax,
     top_alternatives,
@@ -186,8 +187,7 @@ class Generator:
             ctx = SamplerContext(history=history[: base + position], dry_breaker_ids=breakers,
                                  banned_ids=frozenset(run.banned_at.get(position, ())))
             token = sample_next_token(logits, params, ctx, rng, mirostat)
-            probs = softmax(logits)
-            alt_ids, alt_probs = top_alternatives(probs, n_alternatives)
+            alt_ids, alt_probs, p_token = model_probabilities(logits, n_alternatives, token)
             alternatives = tuple(Alternative(int(i), self.tokenizer.token_text(int(i)), float(p))
                                  for i, p in zip(alt_ids, alt_probs, strict=True))
             if token == self.tokenizer.eos_id:
@@ -195,7 +195,7 @@ class Generator:
                 finish("eos")
                 return
             run.tokens.append(token)
-            run.pending.append(_Pending(token, float(probs[token]), alternatives, logits))
+            run.pending.append(_Pending(token, p_token, alternatives, logits))
             piece = decoder.push(token)
             run.pieces.append(piece)
             run.text += piece
@@ -365,7 +365,7 @@ class Generator:
                 row_ctx = SamplerContext(history=history[row, : base + len(tokens[row])],
                                          dry_breaker_ids=breakers)
                 token = sample_next_token(batch_logits[row], params, row_ctx, rng)
-                take(row, token, float(softmax(batch_logits[row])[token]))
+                take(row, token, model_probabilities(batch_logits[row], 0, token)[2])
                 step_ids[row, 0] = token
         # Row 0 of the cache holds the window and the first alternative's tokens as far as they
         # were fed: keep them as the cached prefix (a suggestion is often accepted next).
