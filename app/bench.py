@@ -51,12 +51,12 @@ def _folder_mb(folder: Path, names: tuple[str, ...] | None = None) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def measure_ours(model: Path, threads: int) -> dict[str, Any]:
+def measure_ours(model: Path, threads: int, device: str = "cpu") -> dict[str, Any]:
 
     from app.engine.engine import load_engine
     from app.engine.sampling_params import GREEDY
 
-    engine = load_engine(model, device="cpu", threads=threads)
+    engine = load_engine(model, device=device, threads=threads)
     gen = engine.generator
     long_ids = _prompt_ids(1024)
     gen.feed(long_ids[:64])  # warm-up: first runs allocate
@@ -159,10 +159,10 @@ def _exporter_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _run_worker(kind: str, folder: Path, threads: int) -> dict[str, Any]:
+def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu") -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "app", "bench", "--worker", kind, "--folder", str(folder),
-         "--threads", str(threads)],
+         "--threads", str(threads), "--device", device],
         capture_output=True, text=True, check=False,
         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if result.returncode != 0:
@@ -242,13 +242,17 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     parser.add_argument("--no-torch", action="store_true", help="skip transformers + torch")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times each row runs, round-robin (default 3; figures are medians)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "directml", "auto"],
+                        help="where Ghostpen's rows run (default cpu; torch's row is always CPU)")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        measure = measure_ours if args.worker == "ours" else measure_torch
-        print(json.dumps(measure(args.folder, args.threads)))
+        if args.worker == "ours":
+            print(json.dumps(measure_ours(args.folder, args.threads, args.device)))
+        else:
+            print(json.dumps(measure_torch(args.folder, args.threads)))
         return 0
     if args.cache_dir is None:
         from platformdirs import user_cache_dir
@@ -275,11 +279,17 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     for round_index in range(args.rounds):
         for name, (kind, folder) in workers.items():
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
-            runs[name].append(_run_worker(kind, folder, args.threads))
+            runs[name].append(_run_worker(kind, folder, args.threads,
+                                          args.device if kind == "ours" else "cpu"))
     bandwidth.append(memory_read_gb_s(args.threads))
     print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds; memory "
           f"read {bandwidth[0]:.0f} GB/s before, {bandwidth[1]:.0f} GB/s after")
-    print(format_table({name: _median_row(r) for name, r in runs.items()}, args.threads))
+    rows = {}
+    for name, results in runs.items():
+        provider = str(results[0]["provider"])  # the row's name says where it really ran
+        on = "" if provider.startswith(("CPU", "torch")) else f" on {provider}"
+        rows[name + on] = _median_row(results)
+    print(format_table(rows, args.threads))
     return 0
 
 
