@@ -73,8 +73,10 @@ def measure_ours(model: Path, threads: int, device: str = "cpu") -> dict[str, An
         assert len(events) == n or gen.last_stats.stop_reason == "eos"
         return gen.last_stats.decode_tok_s
 
-    return _row(prefill, decode, _folder_mb(model, ("model.onnx", "model.onnx.data")),
-                engine.info.provider)
+    row = _row(prefill, decode, _folder_mb(model, ("model.onnx", "model.onnx.data")),
+               engine.info.provider)
+    row["fallback_reason"] = engine.info.fallback_reason  # why it is not on the GPU asked for
+    return row
 
 
 def _row(prefill_ms: list[float], decode: Callable[[int, int], float], model_mb: float,
@@ -290,6 +292,8 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
         on = "" if provider.startswith(("CPU", "torch")) else f" on {provider}"
         rows[name + on] = _median_row(results)
     print(format_table(rows, args.threads))
+    for reason in sorted({str(r.get("fallback_reason") or "") for r in rows.values()} - {""}):
+        print(f"note: {reason}")
     return 0
 
 
