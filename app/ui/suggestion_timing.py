@@ -19,7 +19,7 @@ from statistics import median
 # the whole context window after a jump) does not move it, few enough to follow a model change.
 HISTORY = 9
 # Median compute time × this: the spread of suggestion times at one document length is about
-# ±20% (p95 / p50 = 1.1–1.2 in `python -m app bench autocomplete`).
+# ±20% (p95 / p50 = 1.05–1.3 in `python -m app bench autocomplete` runs).
 MARGIN = 1.25
 
 
