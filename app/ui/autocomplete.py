@@ -211,14 +211,22 @@ class AutocompleteController(QObject):
         self.cancel()
         self._warm_timer.start(WARM_DELAY_MS)
 
-    def _warm(self) -> None:
+    def _suggestion_prompt(self) -> tuple[str, int] | None:
+        """(text before the cursor, cursor position) where a suggestion may be asked for now,
+        else None."""
+        if not self._may_suggest():
+            return None
         cursor = self._editor.textCursor()
-        if not self._may_suggest() or cursor.hasSelection() or not cursor.atBlockEnd():
-            return  # only where a suggestion could be asked for
+        if cursor.hasSelection() or not cursor.atBlockEnd():
+            return None  # painted text would cover what follows the cursor on its line
         prompt = self._editor.text_before(cursor.position())
-        if prompt.strip():
+        return (prompt, cursor.position()) if prompt.strip() else None
+
+    def _warm(self) -> None:
+        asked = self._suggestion_prompt()  # only where a suggestion could be asked for
+        if asked is not None:
             # The room a suggestion leaves, so that both agree on the window the cache holds.
-            self._worker.warm(prompt, self.setting("suggestion_tokens") + 1)
+            self._worker.warm(asked[0], self.setting("suggestion_tokens") + 1)
 
     def _on_typed(self) -> None:
         self._warm_timer.stop()  # the suggestion after the pause reads the text itself
@@ -234,19 +242,15 @@ class AutocompleteController(QObject):
 
     def _request(self, show_at: float | None) -> None:
         self._timer.stop()
-        if not self._may_suggest() or self._editor.ghost is not None:
+        asked = None if self._editor.ghost is not None else self._suggestion_prompt()
+        if asked is None:
             return
-        cursor = self._editor.textCursor()
-        if cursor.hasSelection() or not cursor.atBlockEnd():
-            return  # painted text would cover what follows the cursor on its line
-        prompt = self._editor.text_before(cursor.position())
-        if not prompt.strip():
-            return
+        prompt, position = asked
         request_id = self._worker.suggest(
             prompt, self.params(), self.setting("suggestion_alternatives"),
             self.setting("suggestion_tokens"), self.setting("suggestion_stop_at_sentence_end"))
-        self._active = _Request(request_id, self._editor.revision, cursor.position(),
-                                time.monotonic(), show_at)
+        self._active = _Request(request_id, self._editor.revision, position, time.monotonic(),
+                                show_at)
 
     def cancel(self) -> None:
         """No suggestion from anything asked so far: stop the pause timer and the running run,
