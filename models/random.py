@@ -62,9 +62,11 @@ def write_random_checkpoint(
     config = PRESETS[preset]
     out.mkdir(parents=True, exist_ok=True)
     # One metadata key only: safetensors writes them in hash order, and the same seed should
-    # give the same bytes. The seed goes into config.json instead.
+    # give the same bytes. The seed goes into config.json instead. "pt", as on the Hub's GPT-2
+    # files: transformers before 5 refuses any other format, and so do the tools built on it
+    # (optimum's exporter, onnxruntime's convert_to_onnx); the tensors are plain arrays either way.
     save_file(random_weights(config, seed, init_std), str(out / "model.safetensors"),
-              metadata={"format": "np"})
+              metadata={"format": "pt"})
     hf_config = {**config.to_hf_json(), "ghostpen_random": {"seed": seed, "init_std": init_std}}
     (out / "config.json").write_text(json.dumps(hf_config, indent=2), "utf-8")
     for name in ("vocab.json", "merges.txt"):
