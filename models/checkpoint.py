@@ -6,6 +6,8 @@ Dimension glossary: V vocab, P n_positions, C n_embd, L n_layer.
 from __future__ import annotations
 
 import json
+import mmap
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -95,9 +97,6 @@ def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
 
 def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     """Read and check a GPT-2 checkpoint; every problem is a one-line ModelLoadError."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; give the checkpoint's folder.")
@@ -125,21 +124,79 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
         raise ModelLoadError(f"{config_path} is not valid JSON ({error.msg} at line "
                              f"{error.lineno}); restore the original file.") from error
     try:
-        raw = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as error:
+        raw = map_safetensors(weights_path)
+    except (OSError, ValueError) as error:
         raise ModelLoadError(f"{weights_path} cannot be read ({error}); download it again.") \
             from error
-    weights = {_strip_prefix(name): tensor for name, tensor in raw.items()}
+    found = {_strip_prefix(name): tensor for name, tensor in raw.items()}
+    weights: dict[str, np.ndarray] = {}
     for name, shape in expected_shapes(config).items():
-        tensor = weights.get(name)
+        tensor = found.get(name)
         if tensor is None:
             raise ModelLoadError(f"{weights_path} lacks {name}; it is not a GPT-2 checkpoint.")
+        if isinstance(tensor, str):
+            raise ModelLoadError(f"{weights_path}: {name} is {tensor}; Ghostpen reads F32, F16 "
+                                 "or BF16 weights. Save the checkpoint in float32.")
         if tuple(tensor.shape) != shape:
             raise ModelLoadError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, "
                                  f"config.json implies {shape}; the two files do not match.")
-        if tensor.dtype != np.float32:
-            weights[name] = tensor.astype(np.float32)
+        weights[name] = _as_float32(tensor)
     return config, weights
+
+
+# safetensors' own readers copy every tensor out of the file (load_file also reads the whole
+# file first): converting gpt2-xl peaked at 12.2 GB, twice its 6.2 GB of weights, more than many
+# laptops have. Mapped, the weights stay in the page cache, which the OS can drop and re-read
+# under pressure, and a tensor is only read when the converter reaches it.
+_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
+           "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+           "BOOL": np.bool_}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray | str]:
+    """Every tensor of a .safetensors file as a read-only array over the mapped file (BF16 as
+    its raw uint16 bits, see _as_float32); a dtype it cannot map is given by its name instead.
+    ValueError names what is wrong with a damaged file."""
+    with open(path, "rb") as file:
+        size = file.seek(0, 2)
+        file.seek(0)
+        if size < 8:
+            raise ValueError("shorter than a safetensors header")
+        (header_len,) = struct.unpack("<Q", file.read(8))
+        if 8 + header_len > size:
+            raise ValueError("truncated: the header runs past the end of the file")
+        header = json.loads(file.read(header_len))
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    data_start = 8 + header_len
+    tensors: dict[str, np.ndarray | str] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise ValueError(f"damaged header entry for {name}")
+        dtype = _DTYPES.get(entry.get("dtype"))
+        if dtype is None:
+            tensors[name] = str(entry.get("dtype"))
+            continue
+        try:
+            shape = tuple(int(n) for n in entry["shape"])
+            start, end = (int(n) for n in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"damaged header entry for {name}") from error
+        count = int(np.prod(shape, dtype=np.int64))
+        if not 0 <= start <= end <= size - data_start or \
+                end - start != count * np.dtype(dtype).itemsize:
+            raise ValueError(f"truncated or damaged: {name}'s bytes do not fit the file")
+        tensors[name] = np.frombuffer(mapped, dtype, count, data_start + start).reshape(shape)
+    return tensors
+
+
+def _as_float32(tensor: np.ndarray) -> np.ndarray:
+    if tensor.dtype == np.uint16:  # BF16: the high half of a float32
+        return (tensor.astype(np.uint32) << 16).view(np.float32)
+    return tensor if tensor.dtype == np.float32 else tensor.astype(np.float32)
 
 
 def _strip_prefix(name: str) -> str:

@@ -55,14 +55,15 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
     if kv_cache == "int8":
         progress("measuring the key/value ranges for the int8 KV cache")
         kv_scales = calibrate_kv_scales(weights, config, tokenizer.encode(CALIBRATION_TEXT))
-    progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
-             f"{kv_cache} KV cache)")
-    model = build_graph(config, weights, precision, source=str(src), kv_cache=kv_cache,
-                        kv_scales=kv_scales)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
+                 f"{kv_cache} KV cache)")
+        with open(staging / EXTERNAL_DATA, "wb") as data:
+            model = build_graph(config, weights, precision, source=str(src), kv_cache=kv_cache,
+                                kv_scales=kv_scales, data=data, data_location=EXTERNAL_DATA)
         names = _write_folder(staging, model, config, tokenizer)
         del model
         manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,
@@ -89,9 +90,9 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
 
 def _write_folder(folder: Path, model: onnx.ModelProto, config: GPT2Config,
                   tokenizer: Tokenizer) -> list[str]:
+    """The graph (its weights are already in EXTERNAL_DATA), the tokenizer and the config."""
     names = ["model.onnx", EXTERNAL_DATA, "tokenizer.json", "config.json"]
-    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=EXTERNAL_DATA, size_threshold=1024)
+    onnx.save_model(model, str(folder / "model.onnx"))
     tokenizer.save(folder / "tokenizer.json")
     (folder / "config.json").write_text(json.dumps(config.to_hf_json(), indent=2), "utf-8")
     return names

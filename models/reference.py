@@ -5,6 +5,8 @@ Shapes: T tokens, C n_embd, H heads, D head dim, V vocab.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from models.checkpoint import GPT2Config
@@ -17,14 +19,16 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.nd
     return (x - mean) / np.sqrt(var + eps) * g + b
 
 
+# Constants are Python floats: a numpy float64 scalar (np.sqrt(...)) would promote every array
+# it touches to float64, and with it every weight it meets in a matmul (a float64 copy of wte).
 def gelu_new(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     # [H, T, D] x3 -> [H, T, D], causal
     t, d = q.shape[1], q.shape[2]
-    scores = q @ k.transpose(0, 2, 1) / np.sqrt(d)  # [H, T, T]
+    scores = q @ k.transpose(0, 2, 1) / math.sqrt(d)  # [H, T, T]
     scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, -np.inf)
     scores = np.exp(scores - scores.max(-1, keepdims=True))
     return (scores / scores.sum(-1, keepdims=True)) @ v
@@ -53,4 +57,4 @@ def gpt2_logits(weights: dict[str, np.ndarray], config: GPT2Config,
         m = gelu_new(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
         x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
     x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], eps)
-    return (x @ w["wte.weight"].T).astype(np.float32)
+    return x @ w["wte.weight"].T

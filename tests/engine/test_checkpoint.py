@@ -1,0 +1,113 @@
+"""Reading a Hugging Face checkpoint: the weights are mapped, not copied, whatever their dtype,
+and a damaged file says so in one line."""
+
+from __future__ import annotations
+
+import shutil
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.engine.errors import ModelLoadError
+from models.checkpoint import load_checkpoint
+from models.export import EXTERNAL_DATA, export_model
+
+
+def copy_checkpoint(checkpoint: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "ck"
+    shutil.copytree(checkpoint, target)
+    return target
+
+
+def traced_peak(action: Callable[[], object]) -> int:
+    """Peak bytes Python and numpy allocated while `action` ran."""
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_reading_a_checkpoint_copies_none_of_its_weights(tiny_checkpoint: Path) -> None:
+    size = (tiny_checkpoint / "model.safetensors").stat().st_size
+    peak = traced_peak(lambda: load_checkpoint(tiny_checkpoint))
+    assert peak < size / 50, f"{peak} bytes allocated to read a {size}-byte checkpoint"
+    _, weights = load_checkpoint(tiny_checkpoint)
+    assert all(w.dtype == np.float32 for w in weights.values())
+    assert not weights["wte.weight"].flags.writeable  # the file itself, mapped
+
+
+def test_converting_holds_a_fraction_of_the_weights_at_once(
+        model_cache: Callable[..., Path], tmp_path: Path) -> None:
+    """gpt2-xl must convert on a laptop: before, the converter held the checkpoint twice over
+    (12.2 GB for xl's 6.2 GB); now each weight goes to the model's data file as it is made."""
+    checkpoint = model_cache("gpt2")
+    size = (checkpoint / "model.safetensors").stat().st_size
+    out = tmp_path / "fp32"
+    peak = traced_peak(lambda: export_model(checkpoint, out, "fp32", progress=lambda _: None))
+    assert (out / EXTERNAL_DATA).stat().st_size > 0.9 * size  # all of it was written
+    assert peak < size / 4, f"{peak / 1e6:.0f} MB held to convert {size / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoints_read_as_their_float32_values(
+        dtype: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    folder = copy_checkpoint(tiny_checkpoint, tmp_path)
+    _, weights = load_checkpoint(tiny_checkpoint)
+    half = {name: torch.from_numpy(np.array(w)).to(getattr(torch, dtype))
+            for name, w in weights.items()}
+    save_file(half, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _, read = load_checkpoint(folder)
+    for name, tensor in half.items():
+        assert read[name].dtype == np.float32
+        np.testing.assert_array_equal(read[name], tensor.float().numpy(), err_msg=name)
+
+
+def damage_truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 4096])
+
+
+def damage_header_length(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[:8] = (2**40).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+
+
+def damage_header_json(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:12] = b"\xff\xfe{["
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [damage_truncated, damage_header_length, damage_header_json])
+def test_a_damaged_safetensors_file_says_to_download_it_again(
+        damage: Callable[[Path], None], tiny_checkpoint: Path, tmp_path: Path) -> None:
+    folder = copy_checkpoint(tiny_checkpoint, tmp_path)
+    damage(folder / "model.safetensors")
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(folder)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "model.safetensors cannot be read" in message and "download it again" in message
+
+
+def test_weights_of_a_dtype_it_cannot_read_are_named(tiny_checkpoint: Path,
+                                                     tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    folder = copy_checkpoint(tiny_checkpoint, tmp_path)
+    _, weights = load_checkpoint(tiny_checkpoint)
+    tensors = {name: np.array(w) for name, w in weights.items()}
+    tensors["wpe.weight"] = tensors["wpe.weight"].astype(np.complex64)  # no GPT-2 has these
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(folder)
+    assert "wpe.weight is C64" in str(info.value) and "float32" in str(info.value)
