@@ -344,7 +344,7 @@ def add_from_folder(src: Path, precision: str | None = None,
     Hugging Face GPT-2 checkpoint (config.json + model.safetensors) is converted to `precision`
     (default_precision() when None). Pickle checkpoints are refused."""
     from app.engine.loader import find_onnx
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import has_weights, load_checkpoint
 
     src = Path(src).expanduser()
     root = models_dir() if root is None else Path(root)
@@ -359,7 +359,7 @@ def add_from_folder(src: Path, precision: str | None = None,
         manifest = read_manifest(src)
         files = [src / n for n in (*manifest.files, MANIFEST)]
         kind = "ours"
-    elif (src / "model.safetensors").exists() and (src / "config.json").exists():
+    elif has_weights(src) and (src / "config.json").exists():
         precision = precision or default_precision()  # a checkpoint: convert it
         target = _unique_name(root, _safe_name(name or f"{src.name}-{precision}"))
         return _convert(src, root, target, precision, str(src.resolve()), progress, cancel,
@@ -508,6 +508,8 @@ def _resolve_files(repo_id: str, revision: str, endpoint: str,
     from huggingface_hub.errors import RemoteEntryNotFoundError
     from huggingface_hub.file_download import repo_folder_name
 
+    from models.checkpoint import SHARD_INDEX, WEIGHTS, shard_names
+
     storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
 
     def head(filename: str, rev: str) -> _RemoteFile | None:
@@ -525,11 +527,22 @@ def _resolve_files(repo_id: str, revision: str, endpoint: str,
         raise HubUnavailable(f"{repo_id} has no config.json on the Hub: it is not a "
                              "Transformers model.")
     commit = str(config.metadata.commit_hash)
-    weights = _hub_call(endpoint, repo_id, lambda: head("model.safetensors", commit))
-    if weights is None:
+    weights = _hub_call(endpoint, repo_id, lambda: head(WEIGHTS, commit))
+    index = None if weights else _hub_call(endpoint, repo_id, lambda: head(SHARD_INDEX, commit))
+    if weights is not None:
+        files = [config, weights]
+    elif index is not None:  # sharded: the index (a few kB) says which shards to fetch
+        _hub_call(endpoint, repo_id, lambda: _fetch_blob(index, lambda _n: None, None, repo_id))
+        files = [config, index]
+        for name in shard_names(index.blob):
+            shard = _hub_call(endpoint, repo_id, lambda n=name: head(n, commit))
+            if shard is None:
+                raise HubUnavailable(f"{repo_id} lacks {name} on the Hub, a shard its "
+                                     f"{SHARD_INDEX} names; the repository is incomplete.")
+            files.append(shard)
+    else:
         raise HubUnavailable(f"{repo_id} has no model.safetensors on the Hub; Ghostpen converts "
                              "only safetensors checkpoints (pickle files can run code).")
-    files = [config, weights]
     tokenizer = _hub_call(endpoint, repo_id, lambda: head("tokenizer.json", commit))
     if tokenizer is not None:
         files.append(tokenizer)
@@ -641,11 +654,19 @@ def _cached_snapshot(repo_id: str, revision: str, cache: Path) -> Path | None:
     """The cached snapshot of `repo_id` when it holds everything a conversion needs."""
     from huggingface_hub import try_to_load_from_cache
 
+    from models.checkpoint import SHARD_INDEX, WEIGHTS, shard_names
+
     def cached(name: str) -> Path | None:
         found = try_to_load_from_cache(repo_id, name, cache_dir=cache, revision=revision)
         return Path(found) if isinstance(found, str) else None
 
-    config, weights = cached("config.json"), cached("model.safetensors")
+    config, weights, index = cached("config.json"), cached(WEIGHTS), cached(SHARD_INDEX)
+    if weights is None and index is not None:
+        try:
+            if all(cached(name) is not None for name in shard_names(index)):
+                weights = index
+        except ModelLoadError:
+            weights = None  # a damaged index: not a usable snapshot
     if config is None or weights is None:
         return None
     if cached("tokenizer.json") is None and (cached("vocab.json") is None

@@ -95,13 +95,23 @@ def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+WEIGHTS = "model.safetensors"
+# What transformers' save_pretrained writes beside model-0000N-of-0000M.safetensors when a
+# checkpoint is over its shard size (5 GB: a fine-tuned gpt2-xl in float32).
+SHARD_INDEX = "model.safetensors.index.json"
+
+
+def has_weights(folder: Path) -> bool:
+    """Whether `folder` holds safetensors weights, in one file or in shards."""
+    return (folder / WEIGHTS).exists() or (folder / SHARD_INDEX).exists()
+
+
 def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     """Read and check a GPT-2 checkpoint; every problem is a one-line ModelLoadError."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; give the checkpoint's folder.")
-    weights_path = folder / "model.safetensors"
-    if not weights_path.exists():
+    if not has_weights(folder):
         pickles = [name for name in PICKLE_NAMES if (folder / name).exists()]
         if pickles:
             raise ModelLoadError(
@@ -110,8 +120,8 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
                 "instead (the Hub has one for every GPT-2 size)."
             )
         if list(folder.glob("model-*.safetensors")):
-            raise ModelLoadError(f"{folder}: sharded safetensors are not supported yet; "
-                                 "merge them into one model.safetensors.")
+            raise ModelLoadError(f"{folder} holds shards of a checkpoint but not their "
+                                 f"{SHARD_INDEX}; copy it from where the shards came from.")
         raise ModelLoadError(f"{folder} has no model.safetensors; give a Hugging Face GPT-2 "
                              "checkpoint folder.")
     config_path = folder / "config.json"
@@ -123,11 +133,15 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     except json.JSONDecodeError as error:
         raise ModelLoadError(f"{config_path} is not valid JSON ({error.msg} at line "
                              f"{error.lineno}); restore the original file.") from error
-    try:
-        raw = map_safetensors(weights_path)
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{weights_path} cannot be read ({error}); download it again.") \
-            from error
+    files = weight_files(folder)
+    raw: dict[str, np.ndarray | str] = {}
+    for path in files:
+        try:
+            raw.update(map_safetensors(path))
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"{path} cannot be read ({error}); download it again.") \
+                from error
+    weights_path = files[0] if len(files) == 1 else folder  # shards: any of them may be meant
     found = {_strip_prefix(name): tensor for name, tensor in raw.items()}
     weights: dict[str, np.ndarray] = {}
     for name, shape in expected_shapes(config).items():
@@ -142,6 +156,32 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
                                  f"config.json implies {shape}; the two files do not match.")
         weights[name] = _as_float32(tensor)
     return config, weights
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """model.safetensors, or the shards its index names."""
+    if (folder / WEIGHTS).exists():
+        return [folder / WEIGHTS]
+    names = shard_names(folder / SHARD_INDEX)
+    for name in names:
+        if not (folder / name).exists():
+            raise ModelLoadError(f"{folder} lacks {name}, a shard its {SHARD_INDEX} names; "
+                                 "download the checkpoint again.")
+    return [folder / name for name in names]
+
+
+def shard_names(index: Path) -> list[str]:
+    """The file names a shard index maps the tensors to, each once, in order."""
+    try:
+        weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
+        names = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ModelLoadError(f"{index} is not a shard index ({error}); download it "
+                             "again.") from error
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name:  # never outside the folder
+            raise ModelLoadError(f"{index} names {name!r} as a shard; download it again.")
+    return names
 
 
 # safetensors' own readers copy every tensor out of the file (load_file also reads the whole

@@ -4,6 +4,7 @@ checkpoints and their conversions)."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,6 +46,20 @@ def tiny_checkpoint(model_cache: Callable[..., Path]) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(model_cache: Callable[..., Path]) -> Path:
     return model_cache("tiny", "fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_sharded_checkpoint(tiny_checkpoint: Path,
+                            tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint as transformers saves one over its shard size: two
+    model-0000N-of-00002.safetensors and model.safetensors.index.json."""
+    from transformers import GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("sharded")
+    GPT2LMHeadModel.from_pretrained(tiny_checkpoint).save_pretrained(folder, max_shard_size="4MB")
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(tiny_checkpoint / name, folder)
+    return folder
 
 
 @pytest.fixture

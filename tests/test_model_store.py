@@ -253,6 +253,24 @@ def test_tokenizer_json_is_preferred_to_vocab_and_merges(hub: FakeHub, tiny_chec
     assert fetched == {"config.json", "tokenizer.json"}
 
 
+def test_a_sharded_repo_downloads_its_index_and_every_shard(
+        hub: FakeHub, tiny_sharded_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.add_repo("someone/gpt2-finetuned", tiny_sharded_checkpoint)
+    model = model_store.download_and_convert("someone/gpt2-finetuned", "int8")
+    shards = {p.name for p in tiny_sharded_checkpoint.glob("model-*.safetensors")}
+    fetched = {e.filename for e in hub.log if e.method == "GET" and e.role == "hub"}
+    assert fetched == {"config.json", "model.safetensors.index.json", "vocab.json",
+                       "merges.txt", *shards}
+    from app.engine.engine import load_engine
+
+    assert len(list(load_engine(model.path, "cpu").generate(
+        "Hi", SamplingParams(max_new_tokens=3)))) == 3
+    hub.log.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the cached snapshot is complete
+    again = model_store.download_and_convert("someone/gpt2-finetuned", "fp32")
+    assert again.name == "gpt2-finetuned-fp32" and hub.log == []
+
+
 # --- the installed models ------------------------------------------------------------------
 
 
@@ -265,6 +283,12 @@ def test_add_a_checkpoint_folder_converts_it(tiny_checkpoint: Path) -> None:
     assert model.size_bytes == sum(f.stat().st_size for f in model.path.iterdir())
     assert [m.name for m in model_store.list_models()] == [f"{tiny_checkpoint.name}-int8"]
     assert any(p.stage == "convert" for p in seen)
+
+
+def test_add_a_sharded_checkpoint_folder_converts_it(tiny_sharded_checkpoint: Path) -> None:
+    model = model_store.add_from_folder(tiny_sharded_checkpoint, "int8")
+    assert (model.precision, model.foreign) == ("int8", False)
+    assert model.n_params == load_checkpoint(tiny_sharded_checkpoint)[0].n_params
 
 
 def test_add_our_model_folder_copies_it(tiny_model: Path) -> None:

@@ -3,6 +3,7 @@ and a damaged file says so in one line."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tracemalloc
 from collections.abc import Callable
@@ -111,3 +112,35 @@ def test_weights_of_a_dtype_it_cannot_read_are_named(tiny_checkpoint: Path,
     with pytest.raises(ModelLoadError) as info:
         load_checkpoint(folder)
     assert "wpe.weight is C64" in str(info.value) and "float32" in str(info.value)
+
+
+def test_a_sharded_checkpoint_reads_as_the_same_weights(tiny_checkpoint: Path,
+                                                       tiny_sharded_checkpoint: Path,
+                                                       tmp_path: Path) -> None:
+    assert len(list(tiny_sharded_checkpoint.glob("model-*.safetensors"))) >= 2
+    _, single = load_checkpoint(tiny_checkpoint)
+    _, sharded = load_checkpoint(tiny_sharded_checkpoint)
+    assert sharded.keys() == single.keys()
+    for name, tensor in single.items():
+        np.testing.assert_array_equal(sharded[name], tensor, err_msg=name)
+    manifest = export_model(tiny_sharded_checkpoint, tmp_path / "m", "fp32", check=True,
+                            progress=lambda _: None)
+    assert manifest.check is not None and manifest.check["top1_agreement"] == 1.0
+
+
+def test_a_sharded_checkpoint_missing_a_piece_says_which(tiny_sharded_checkpoint: Path,
+                                                         tmp_path: Path) -> None:
+    folder = copy_checkpoint(tiny_sharded_checkpoint, tmp_path)
+    last = sorted(folder.glob("model-*.safetensors"))[-1]
+    last.unlink()
+    with pytest.raises(ModelLoadError, match=re.escape(f"lacks {last.name}, a shard")):
+        load_checkpoint(folder)
+    index = folder / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"wte.weight": "../outside.safetensors"}}')
+    with pytest.raises(ModelLoadError,
+                       match=re.escape("names '../outside.safetensors' as a shard")):
+        load_checkpoint(folder)
+    index.unlink()
+    with pytest.raises(ModelLoadError, match=re.escape(
+            "holds shards of a checkpoint but not their model.safetensors.index.json")):
+        load_checkpoint(folder)
