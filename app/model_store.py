@@ -91,12 +91,12 @@ GPT2_FAMILY: tuple[HubModel, ...] = (
 
 @dataclass(frozen=True)
 class TaskProgress:
-    """One step of a long job, for a progress bar: bytes when known, else just a message."""
+    """One step of a long job, for a progress bar: how far when known, else just a message."""
 
     stage: str  # "download", "convert" or "copy"
     message: str  # one line: "Downloading model.safetensors", "building the int8 graph"
-    done: int = 0  # bytes so far
-    total: int = 0  # bytes in all; 0 when unknown (show a busy bar)
+    done: int = 0  # so far: bytes (download, copy) or transformer blocks (convert)
+    total: int = 0  # in all; 0 when unknown (show a busy bar)
 
     @property
     def fraction(self) -> float | None:
@@ -296,10 +296,15 @@ def _convert(src: Path, root: Path, name: str, precision: str, source: str,
         _check_cancel(cancel, cancelled)
         progress(TaskProgress("convert", message))
 
+    def on_layer(done: int, total: int) -> None:
+        _check_cancel(cancel, cancelled)
+        progress(TaskProgress("convert", f"Converting to {precision}", done, total))
+
     work = _work_dir(root)
     try:
         progress(TaskProgress("convert", f"Converting to {precision}"))
-        manifest = export_model(src, work / name, precision, check=False, progress=report)
+        manifest = export_model(src, work / name, precision, check=False, progress=report,
+                                on_layer=on_layer)
         write_manifest(work / name, replace(manifest, source=source))
         _check_cancel(cancel, cancelled)
         return _install(work / name, root, name)

@@ -42,7 +42,11 @@ Progress = Callable[[str], None]
 
 
 def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = False,
-                 progress: Progress = print, kv_cache: str | None = None) -> Manifest:
+                 progress: Progress = print, kv_cache: str | None = None,
+                 on_layer: Callable[[int, int], None] | None = None) -> Manifest:
+    """Convert the checkpoint in `src` into a model folder `out` (replaced whole, or left as it
+    was on failure). `progress` gets a line per stage, `on_layer(done, total)` a call per
+    converted block; either may raise to cancel."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
@@ -63,7 +67,8 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
                  f"{kv_cache} KV cache)")
         with open(staging / EXTERNAL_DATA, "wb") as data:
             model = build_graph(config, weights, precision, source=str(src), kv_cache=kv_cache,
-                                kv_scales=kv_scales, data=data, data_location=EXTERNAL_DATA)
+                                kv_scales=kv_scales, data=data, data_location=EXTERNAL_DATA,
+                                on_layer=on_layer)
         names = _write_folder(staging, model, config, tokenizer)
         del model
         manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,

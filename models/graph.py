@@ -17,6 +17,7 @@ LM head, so the biggest matrix is stored once).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -146,12 +147,15 @@ def default_kv_cache(precision: str) -> str:
 def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: str,
                 source: str = "", kv_cache: str | None = None,
                 kv_scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
-                data: BinaryIO | None = None, data_location: str = "") -> onnx.ModelProto:
+                data: BinaryIO | None = None, data_location: str = "",
+                on_layer: Callable[[int, int], None] | None = None) -> onnx.ModelProto:
     """kv_cache: "fp32", "fp16" or "int8" (default: see default_kv_cache). An int8 cache needs
     kv_scales, one (key, value) pair of per-channel scales [H*D] per layer (calibrate_kv_scales):
     GroupQueryAttention quantises each new key and value with them and attends over the int8
     cache, a quarter of the bytes to read per token of context. With `data`, the weights are
-    written to that file as they are made (GraphBuilder), named `data_location` in the graph."""
+    written to that file as they are made (GraphBuilder), named `data_location` in the graph.
+    `on_layer(done, total)` is called after each transformer block (progress, and a chance to
+    cancel: gpt2-xl's 48 blocks take ~40 s)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     kv_cache = kv_cache or default_kv_cache(precision)
@@ -257,6 +261,8 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         next_norm = f"h.{i + 1}.ln_1" if i + 1 < config.n_layer else "ln_f"
         h, x = skip_layer_norm(m, x, weights[p + "mlp.c_proj.bias"], next_norm,
                                p + "mlp.c_proj.bias")
+        if on_layer is not None:
+            on_layer(i + 1, config.n_layer)
 
     # Only the last num_logits_to_keep positions reach the LM head: [B, n, C].
     (start,) = g.op("Neg", ["num_logits_to_keep"])

@@ -171,14 +171,24 @@ def test_cancel_mid_download_leaves_no_model_and_resumes_later(hub: FakeHub,
 
 def test_cancel_while_converting_leaves_nothing_behind(hub: FakeHub, tmp_path: Path) -> None:
     cancel = threading.Event()
+    blocks: list[tuple[int, int]] = []
 
     def progress(p: TaskProgress) -> None:
-        if p.stage == "convert":
-            cancel.set()
+        if p.stage == "convert" and p.total:
+            blocks.append((p.done, p.total))
+            cancel.set()  # after the first block: the second must not be converted
 
     with pytest.raises(DownloadCancelled):
         model_store.download_and_convert(GPT2_REPO, "int8", progress, cancel)
+    assert blocks == [(1, 2)]
     assert leftovers(tmp_path / "data" / "models") == []
+
+
+def test_conversion_reports_each_block(tiny_checkpoint: Path) -> None:
+    seen: list[TaskProgress] = []
+    model_store.add_from_folder(tiny_checkpoint, "fp32", seen.append)
+    counted = [(p.done, p.total) for p in seen if p.stage == "convert" and p.total]
+    assert counted == [(1, 2), (2, 2)]
 
 
 def test_telemetry_can_be_turned_back_on(hub: FakeHub,

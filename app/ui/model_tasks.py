@@ -137,10 +137,13 @@ class ProgressPanel(QWidget):
             self.bar.setRange(0, 0)  # busy
             self.bar.setFormat("")
             return
+        if progress.stage == "convert":  # counted in transformer blocks, not bytes
+            self.bar.setFormat(f"block {progress.done} of {progress.total} (%p%)")
+        else:
+            self.bar.setFormat(f"{model_store.format_bytes(progress.done)} of "
+                               f"{model_store.format_bytes(progress.total)} (%p%)")
         self.bar.setRange(0, BAR_STEPS)
         self.bar.setValue(round(fraction * BAR_STEPS))
-        self.bar.setFormat(f"{model_store.format_bytes(progress.done)} of "
-                           f"{model_store.format_bytes(progress.total)} (%p%)")
         self.bar.setAccessibleDescription(self.bar.text())
 
     def _on_cancel(self) -> None:

@@ -98,6 +98,7 @@ def test_download_from_the_hub_shows_bytes_and_lists_the_model(
 
     assert BAR_STEPS in values  # the bar reached 100 %
     assert any(" of " in f and "MB" in f for f in formats)
+    assert "block 2 of 2 (%p%)" in formats  # then the conversion, block by block
     assert [r[0] for r in rows(dialog)] == ["gpt2-int8"]
     assert dialog.selected_name() == "gpt2-int8"
     assert not dialog.progress.isVisible() and dialog.download_button.isEnabled()
