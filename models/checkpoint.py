@@ -187,7 +187,8 @@ def shard_names(index: Path) -> list[str]:
 # safetensors' own readers copy every tensor out of the file (load_file also reads the whole
 # file first): converting gpt2-xl peaked at 12.2 GB, twice its 6.2 GB of weights, more than many
 # laptops have. Mapped, the weights stay in the page cache, which the OS can drop and re-read
-# under pressure, and a tensor is only read when the converter reaches it.
+# under pressure, and a tensor is only read when the converter reaches it. numpy has no
+# bfloat16: BF16 is mapped as its raw uint16 bits (no other dtype here maps to uint16).
 _DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
            "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
            "BOOL": np.bool_}
