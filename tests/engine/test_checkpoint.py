@@ -42,6 +42,7 @@ def test_reading_a_checkpoint_copies_none_of_its_weights(tiny_checkpoint: Path) 
     assert not weights["wte.weight"].flags.writeable  # the file itself, mapped
 
 
+@pytest.mark.slow
 def test_converting_holds_a_fraction_of_the_weights_at_once(
         model_cache: Callable[..., Path], tmp_path: Path) -> None:
     """gpt2-xl must convert on a laptop: before, the converter held the checkpoint twice over
