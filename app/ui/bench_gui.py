@@ -107,6 +107,7 @@ def app_with_only(model: Path) -> Iterator[tuple[Path, Path]]:
 
 def gui_bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app bench gui", description=__doc__)
+    parser.add_argument("--preset", default="gpt2", help="model size (default: gpt2, 124M)")
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -116,12 +117,12 @@ def gui_bench_main(argv: list[str]) -> int:
     from app.bench import _prepare
 
     cache = args.cache_dir or Path(user_cache_dir("ghostpen")) / "bench"
-    model = _prepare(cache, "gpt2", [args.precision])[args.precision]
+    model = _prepare(cache, args.preset, [args.precision])[args.precision]
     with app_with_only(model) as (data, config):
         launch = [measure_launch(data, config) for _ in range(3)]
         rows = {view: measure_stalls(model, args.tokens, view) for view in (False, True)}
-    print(f"| gpt2 {args.precision}, {args.tokens} tokens | longest GUI stall (ms) | p99 stall "
-          "(ms) | tok/s in the window |")
+    print(f"| {args.preset} {args.precision}, {args.tokens} tokens | longest GUI stall (ms) | "
+          "p99 stall (ms) | tok/s in the window |")
     print("|---|---:|---:|---:|")
     for view, row in rows.items():
         print(f"| token colours {'on' if view else 'off'} | {row['max_stall_ms']:.1f} | "
