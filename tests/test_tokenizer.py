@@ -339,3 +339,26 @@ def test_vocab_file_is_gpt2s(tok: Tokenizer) -> None:
     assert len(vocab) == 50257
     assert vocab["Hello"] == 15496
     assert vocab[EOS_TOKEN] == tok.eos_id
+
+
+def test_models_with_the_same_tokenizer_files_share_one_parsed_tokenizer(tmp_path: Path) -> None:
+    """Every GPT-2 size ships the same tokenizer: switching models must not parse it again
+    (parsing holds the GIL and froze the window while a model loaded)."""
+    from app.engine.tokenizer import RESOURCES_DIR
+
+    first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    gpt2 = Tokenizer.from_dir(RESOURCES_DIR / "gpt2")
+    for folder in (first, second, other):
+        folder.mkdir()
+        gpt2.save(folder / "tokenizer.json")
+    added = json.loads((other / "tokenizer.json").read_text("utf-8"))
+    added["added_tokens"].append({"id": 50257, "content": "<scene>", "single_word": False,
+                                  "lstrip": False, "rstrip": False, "normalized": False,
+                                  "special": True})
+    (other / "tokenizer.json").write_text(json.dumps(added), "utf-8")
+
+    assert Tokenizer.shared(first) is Tokenizer.shared(second)
+    different = Tokenizer.shared(other)
+    assert different is not Tokenizer.shared(first)
+    assert different.encode("a <scene>") == [64, 220, 50257]
+    assert Tokenizer.shared(first).vocab_size == 50257 and different.vocab_size == 50258

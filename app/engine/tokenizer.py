@@ -8,6 +8,7 @@ of ids into text that never contains half a character.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
 import sys
 import threading
@@ -34,6 +35,9 @@ EOS_TOKEN = "<|endoftext|>"
 # (5.7 ms a keystroke, growing with the document).
 PIECE_CHARS = 2048
 REMEMBERED_PIECES = 512
+SHARED_TOKENIZERS = 4  # distinct tokenizer files kept parsed (Tokenizer.shared), newest first
+_SHARED: OrderedDict[str, Tokenizer] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
 
 
 def _byte_level_chars() -> dict[str, int]:
@@ -119,6 +123,36 @@ class Tokenizer(_TokenTable):
         for piece, token_id in vocab.items():
             self._bytes[token_id] = _piece_bytes(piece)
         self._finish_table()
+
+    @classmethod
+    def shared(cls, folder: Path) -> Tokenizer:
+        """from_dir, but one Tokenizer per distinct file content in this process: every GPT-2
+        size has the same tokenizer, so switching models parses it once. Parsing holds the
+        GIL (tokenizers' from_file: 64–175 ms for GPT-2's tokenizer.json), which froze the
+        window while a model loaded."""
+        folder = Path(folder)
+        files = [folder / "tokenizer.json"]
+        if not files[0].is_file():
+            files = [folder / "vocab.json", folder / "merges.txt"]
+        try:
+            digest = hashlib.sha256()
+            for file in files:
+                digest.update(file.read_bytes())
+                digest.update(b"\0")
+        except OSError:
+            return cls.from_dir(folder)  # from_dir says what is missing
+        key = digest.hexdigest()
+        with _SHARED_LOCK:
+            found = _SHARED.get(key)
+            if found is not None:
+                _SHARED.move_to_end(key)
+                return found
+        tokenizer = cls.from_dir(folder)
+        with _SHARED_LOCK:
+            _SHARED[key] = tokenizer
+            while len(_SHARED) > SHARED_TOKENIZERS:
+                _SHARED.popitem(last=False)
+        return tokenizer
 
     @classmethod
     def gpt2(cls) -> Tokenizer:
