@@ -78,6 +78,11 @@ def test_random_checkpoints_are_seeded(tmp_path: Path) -> None:
     write_random_checkpoint("tiny", tmp_path / "c", seed=4)
     read = lambda name: (tmp_path / name / "model.safetensors").read_bytes()  # noqa: E731
     assert read("a") == read("b") != read("c")
+    # as on the Hub's GPT-2 files: transformers before 5 (and optimum) refuse any other format
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "a" / "model.safetensors"), "np") as f:
+        assert f.metadata() == {"format": "pt"}
 
 
 def test_export_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
