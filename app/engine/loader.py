@@ -26,7 +26,9 @@ def find_onnx(folder: Path) -> Path:
     found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("onnx/*.onnx"))
     if found:
         return found[0]
-    if any((folder / n).exists() for n in ("model.safetensors", "model.safetensors.index.json")):
+    from models.checkpoint import has_weights  # what the converter reads
+
+    if has_weights(folder):
         raise ModelLoadError(f"{folder} is a checkpoint, not a converted model; convert it with "
                              f"`python -m models.export {folder} OUT` or Models → Add from folder.")
     raise ModelLoadError(f"{folder} holds no model.onnx; choose a Ghostpen model folder or an "

@@ -130,17 +130,16 @@ class Tokenizer(_TokenTable):
         size has the same tokenizer, so switching models parses it once. Parsing holds the
         GIL (tokenizers' from_file: 64–175 ms for GPT-2's tokenizer.json), which froze the
         window while a model loaded."""
-        folder = Path(folder)
-        files = [folder / "tokenizer.json"]
-        if not files[0].is_file():
-            files = [folder / "vocab.json", folder / "merges.txt"]
+        files = _tokenizer_files(Path(folder))
+        if files is None:
+            return cls.from_dir(folder)  # which says what is missing
+        digest = hashlib.sha256()
         try:
-            digest = hashlib.sha256()
             for file in files:
                 digest.update(file.read_bytes())
                 digest.update(b"\0")
         except OSError:
-            return cls.from_dir(folder)  # from_dir says what is missing
+            return cls.from_dir(folder)  # which words the error
         key = digest.hexdigest()
         with _SHARED_LOCK:
             found = _SHARED.get(key)
@@ -163,11 +162,11 @@ class Tokenizer(_TokenTable):
     def from_dir(cls, folder: Path) -> Tokenizer:
         """The tokenizer.json in `folder`, else its vocab.json + merges.txt."""
         folder = Path(folder)
-        tokenizer_json = folder / "tokenizer.json"
-        vocab, merges = folder / "vocab.json", folder / "merges.txt"
-        if tokenizer_json.is_file():
-            return cls(_load(lambda: _HFTokenizer.from_file(str(tokenizer_json)), folder), folder)
-        if vocab.is_file() and merges.is_file():
+        files = _tokenizer_files(folder)
+        if files is not None and len(files) == 1:
+            return cls(_load(lambda: _HFTokenizer.from_file(str(files[0])), folder), folder)
+        if files is not None:
+            vocab, merges = files
             return cls(_load(lambda: _from_vocab_merges(vocab, merges), folder), folder)
         raise ModelLoadError(
             f"No tokenizer in {folder}: put the model's tokenizer.json there, "
@@ -232,6 +231,14 @@ def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
             f"Cannot read the tokenizer in {folder} ({first_line}); replace it with the "
             "tokenizer.json, or vocab.json and merges.txt, of a GPT-2 model."
         ) from error
+
+
+def _tokenizer_files(folder: Path) -> list[Path] | None:
+    """[tokenizer.json], else [vocab.json, merges.txt], else None: what from_dir reads."""
+    if (folder / "tokenizer.json").is_file():
+        return [folder / "tokenizer.json"]
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    return [vocab, merges] if vocab.is_file() and merges.is_file() else None
 
 
 # A space or newline right after a letter or digit: where encoding can be cut (see piece_cuts).
