@@ -9,6 +9,9 @@ off (every keystroke re-reads the whole context window), to show what reuse save
 
 Then the same documents in the real window (app/ui/bench_ghost.py): how long after the end of
 the typing pause the suggestion is on screen, now that its work starts inside the pause.
+
+`--model FOLDER` times a model you already have instead (any folder the app opens, a foreign
+export included), e.g. to see what converting an optimum export would save.
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ def autocomplete_bench_main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="gpt2", help="model size (default: gpt2, 124M)")
     parser.add_argument("--precision", default="int8", help="default: int8, fastest on CPU")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="time this model folder instead of a converted random checkpoint")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keystrokes", type=int, default=40)
     parser.add_argument("--alternatives", type=int, default=3)
@@ -121,9 +126,17 @@ def autocomplete_bench_main(argv: list[str]) -> int:
 
     from app.bench import _prepare, machine_description, memory_read_gb_s
     from app.engine.engine import load_engine
+    from app.engine.errors import GhostpenError
 
-    folder = _prepare(args.cache_dir, args.preset, [args.precision])[args.precision]
-    engine = load_engine(folder, device="cpu", threads=args.threads)
+    if args.model is not None:
+        folder = args.model
+    else:
+        folder = _prepare(args.cache_dir, args.preset, [args.precision])[args.precision]
+    try:
+        engine = load_engine(folder, device="cpu", threads=args.threads)
+    except GhostpenError as error:  # a wrong --model: one line, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     keystrokes = (TYPED * (args.keystrokes // len(TYPED) + 1))[: args.keystrokes]
     rows: list[Row] = []
     bandwidth = memory_read_gb_s(args.threads)
@@ -135,7 +148,8 @@ def autocomplete_bench_main(argv: list[str]) -> int:
             ms, full_reads = measure(engine, document, keystrokes, args.alternatives,
                                      args.tokens, reuse)
             rows.append((f"{n_tokens:,} tokens", reuse, ms, full_reads))
-    print(f"{args.preset} {args.precision}, {engine.info.provider}, {args.threads} threads; "
+    print(f"{engine.info.model_name} ({engine.info.precision}), {engine.info.provider}, "
+          f"{args.threads} threads; "
           f"{machine_description()}; memory read {bandwidth:.0f} GB/s")
     print(format_table(rows, args.alternatives, args.tokens))
     if not args.no_window:

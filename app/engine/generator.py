@@ -37,8 +37,21 @@ from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 # 128 / 256 / 512).
 PREFILL_CHUNK = 128
 MAX_BAN_RETRIES = 16  # per position, before a banned string is let through
-SENTENCE_ENDS = (".", "!", "?", "\n")
+SENTENCE_ENDS = (".", "!", "?", "…")
+# What may follow a sentence's last mark and still belong to it: GPT-2 has tokens such as '."'
+# and '?)', and a suggestion should end after the closing quote, not run on past it.
+SENTENCE_CLOSERS = "\"'”’)]»"
 ROOM_STEP = 64  # see context_window
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether a suggestion's text ends a sentence or a line (after some words: a suggestion
+    that is only a line break goes on to the next line's words)."""
+    if not text.strip():
+        return False
+    if text.rstrip(" ").endswith("\n"):
+        return True
+    return text.rstrip(" ").rstrip(SENTENCE_CLOSERS).endswith(SENTENCE_ENDS)
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -342,9 +355,8 @@ class Generator:
             texts[row] += piece
             events[row].append(TokenEvent(token, piece, p))
             history[row, base + len(tokens[row]) - 1] = token
-            if len(tokens[row]) >= max_tokens or (
-                    stop_at_sentence_end and texts[row].rstrip(" ").endswith(SENTENCE_ENDS)
-                    and texts[row].strip()):
+            if len(tokens[row]) >= max_tokens or (stop_at_sentence_end
+                                                   and ends_sentence(texts[row])):
                 done[row] = True
 
         for row, token in enumerate(first):

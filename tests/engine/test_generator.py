@@ -10,7 +10,7 @@ import pytest
 
 from app.engine.engine import Engine, load_engine
 from app.engine.events import TokenEvent
-from app.engine.generator import context_window
+from app.engine.generator import context_window, ends_sentence
 from app.engine.sampling_params import GREEDY, SamplingParams
 
 PROMPT = "The lighthouse keeper climbed the stairs"
@@ -102,6 +102,31 @@ def test_greedy_suggestions_start_with_the_most_likely_tokens(engine: Engine) ->
     candidates = engine.candidates(PROMPT, GREEDY, top_n=3)
     suggestions = engine.suggest(PROMPT, GREEDY, n_alternatives=3, max_tokens=4)
     assert [s.events[0].token_id for s in suggestions] == [c.token_id for c in candidates]
+
+
+def test_what_ends_a_sentence_for_a_suggestion() -> None:
+    for text in (" the lamp.", " the lamp. ", ' he said."', " (at dawn.)", " why?’", " and\n",
+                 " wait…"):
+        assert ends_sentence(text), text
+    for text in (" the lamp", " Mr", "\n", " ", ' said. "', " 3,5", ""):
+        assert not ends_sentence(text), text
+
+
+def test_suggestions_asked_to_end_at_a_sentence_end_stop_there(engine: Engine) -> None:
+    # '."' (id 526) made likely, so most alternatives reach it within a few tokens
+    params = SamplingParams(seed=3, temperature=1.0, logit_bias={526: 6.0})
+    stopped = engine.suggest(PROMPT, params, n_alternatives=3, max_tokens=12,
+                             stop_at_sentence_end=True)
+    running = engine.suggest(PROMPT, params, n_alternatives=3, max_tokens=12)
+    assert any(s.text.endswith('."') for s in stopped)  # the closing quote is kept
+    for suggestion in stopped:
+        pieces = [e.text for e in suggestion.events]
+        ended = [ends_sentence("".join(pieces[:n])) for n in range(1, len(pieces) + 1)]
+        assert not any(ended[:-1]), suggestion.text  # nothing runs past the first end
+        assert ended[-1] or len(pieces) == 12, suggestion.text
+    # without the option the same alternatives run on to the length asked for
+    assert [len(s.events) for s in running] == [12] * 3
+    assert min(len(s.events) for s in stopped) < 12
 
 
 def test_cancelled_suggestion_returns_nothing(engine: Engine) -> None:
