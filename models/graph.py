@@ -31,6 +31,7 @@ FORMAT = "ghostpen-gqa/1"
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
+WEIGHT_BITS = {"int8": 8, "int4": 4}  # the weight-only quantised precisions
 KV_TYPES = {"fp32": TensorProto.FLOAT, "fp16": TensorProto.FLOAT16, "int8": TensorProto.INT8}
 KV_CACHES = tuple(KV_TYPES)
 # Weight-only quantisation block along K: the largest of these that divides K. Measured on
@@ -118,8 +119,8 @@ class _Linear:
     def __call__(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str,
                  fuse_gelu: bool = False) -> str:
         g, k, n = self.g, weight.shape[0], weight.shape[1]
-        if self.precision in ("int8", "int4"):
-            bits = 8 if self.precision == "int8" else 4
+        bits = WEIGHT_BITS.get(self.precision)
+        if bits:
             packed, scales = quantize_blockwise(weight, bits)
             inputs = [x, g.const(name + ".qweight", packed), g.const(name + ".scales", scales)]
             if bias is not None and not fuse_gelu:
@@ -178,8 +179,8 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
 
     # Embeddings: x [B, S, C] fp32
     wte = weights["wte.weight"]
-    if precision in ("int8", "int4"):
-        bits = 8 if precision == "int8" else 4
+    bits = WEIGHT_BITS.get(precision)
+    if bits:
         wte_packed, wte_scales = quantize_blockwise(wte.T, bits)  # [V, C/block, block*bits/8]
         g.const("wte.qweight", wte_packed)
         g.const("wte.scales", wte_scales)
@@ -269,8 +270,7 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
     (start,) = g.op("Unsqueeze", [start, g.const("axes0", np.array([0], np.int64))])
     (h,) = g.op("Slice", [h, start, g.const("slice.end", np.array([2**62], np.int64)),
                           g.const("slice.axis", np.array([1], np.int64))])
-    if precision in ("int8", "int4"):
-        bits = 8 if precision == "int8" else 4
+    if bits:
         g.op("MatMulNBits", [h, "wte.qweight", "wte.scales"], outputs=["logits"],
              name="lm_head", domain=MS_DOMAIN, K=c, N=config.vocab_size, bits=bits,
              block_size=block_size_for(c, bits), accuracy_level=4)

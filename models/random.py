@@ -57,7 +57,7 @@ def write_random_checkpoint(
     """Write config.json, model.safetensors and the real GPT-2 tokenizer files into `out`."""
     from safetensors.numpy import save_file
 
-    from app.engine.tokenizer import RESOURCES_DIR
+    from app.engine.tokenizer import GPT2_TOKENIZER_DIR
 
     config = PRESETS[preset]
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def write_random_checkpoint(
     hf_config = {**config.to_hf_json(), "ghostpen_random": {"seed": seed, "init_std": init_std}}
     (out / "config.json").write_text(json.dumps(hf_config, indent=2), "utf-8")
     for name in ("vocab.json", "merges.txt"):
-        shutil.copyfile(RESOURCES_DIR / "gpt2" / name, out / name)
+        shutil.copyfile(GPT2_TOKENIZER_DIR / name, out / name)
     return config
 
 

@@ -11,7 +11,7 @@ from app.engine.generator import Generator
 from app.engine.loader import Runner, load_runner
 from app.engine.model_files import MANIFEST, read_manifest
 from app.engine.sampling_params import SamplingParams
-from app.engine.tokenizer import RESOURCES_DIR, Tokenizer
+from app.engine.tokenizer import GPT2_TOKENIZER_DIR, Tokenizer
 
 
 class Engine:
@@ -58,7 +58,7 @@ def load_engine(model_dir: Path, device: str = "auto", threads: int | None = Non
     """Open a model folder (ours or a foreign GPT-2 export) on the best provider."""
     model_dir = Path(model_dir)
     runner = load_runner(model_dir, device, threads)
-    source = model_dir if _has_tokenizer(model_dir) else RESOURCES_DIR / "gpt2"
+    source = model_dir if _has_tokenizer(model_dir) else GPT2_TOKENIZER_DIR
     tokenizer = Tokenizer.shared(source)
     if (model_dir / MANIFEST).exists():
         manifest = read_manifest(model_dir)

@@ -29,6 +29,7 @@ def _resources_dir() -> Path:
 
 
 RESOURCES_DIR: Path = _resources_dir()
+GPT2_TOKENIZER_DIR: Path = RESOURCES_DIR / "gpt2"  # vocab.json + merges.txt, MIT
 EOS_TOKEN = "<|endoftext|>"
 # Long texts are encoded in pieces of about this many characters, each remembered: typing at
 # the end of a 3,000-token document re-encodes one piece instead of all 13,000 characters
@@ -156,7 +157,7 @@ class Tokenizer(_TokenTable):
     @classmethod
     def gpt2(cls) -> Tokenizer:
         """GPT-2's tokenizer from the vocab.json and merges.txt shipped in resources/gpt2."""
-        return cls.from_dir(RESOURCES_DIR / "gpt2")
+        return cls.from_dir(GPT2_TOKENIZER_DIR)
 
     @classmethod
     def from_dir(cls, folder: Path) -> Tokenizer:
