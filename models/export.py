@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +61,7 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
         kv_scales = calibrate_kv_scales(weights, config, tokenizer.encode(CALIBRATION_TEXT))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = _staging_dir(out)
     try:
         progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
                  f"{kv_cache} KV cache)")
@@ -91,6 +91,19 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
         raise
     progress(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return manifest
+
+
+def _staging_dir(out: Path) -> Path:
+    """An empty sibling of `out` to build in, renamed to `out` when complete. Made with mkdir,
+    not tempfile.mkdtemp: the finished model folder should have the permissions any new folder
+    gets (the umask's), not mkdtemp's owner-only 0700."""
+    while True:
+        staging = out.parent / f".{out.name}.{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+            return staging
+        except FileExistsError:
+            continue
 
 
 def _write_folder(folder: Path, model: onnx.ModelProto, config: GPT2Config,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,6 +92,10 @@ def test_export_command_line(tiny_checkpoint: Path, tmp_path: Path) -> None:
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert "top-1 agreement" in ok.stdout
+    # the folder is made like any other: readable by whom the umask allows, not owner-only
+    (tmp_path / "plain").mkdir()
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == \
+        stat.S_IMODE((tmp_path / "plain").stat().st_mode)
     bad = subprocess.run([sys.executable, "-m", "models.export", str(tmp_path / "nowhere"),
                           str(tmp_path / "n")], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
