@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,7 +34,12 @@ from app.engine.model_files import MANIFEST, read_manifest, write_manifest
 from app.paths import models_dir
 
 if TYPE_CHECKING:
+    import numpy as np
     from huggingface_hub import HfFileMetadata
+
+    from models.checkpoint import GPT2Config
+
+log = logging.getLogger(__name__)
 
 
 class Cancelled(GhostpenError):
@@ -289,7 +295,8 @@ def _unique_name(root: Path, wanted: str) -> str:
 
 def _convert(src: Path, root: Path, name: str, precision: str, source: str,
              progress: ProgressCallback, cancel: threading.Event | None,
-             cancelled: type[Cancelled]) -> InstalledModel:
+             cancelled: type[Cancelled],
+             checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None) -> InstalledModel:
     from models.export import export_model
 
     def report(message: str) -> None:
@@ -304,7 +311,7 @@ def _convert(src: Path, root: Path, name: str, precision: str, source: str,
     try:
         progress(TaskProgress("convert", f"Converting to {precision}"))
         manifest = export_model(src, work / name, precision, check=False, progress=report,
-                                on_layer=on_layer)
+                                on_layer=on_layer, checkpoint=checkpoint)
         write_manifest(work / name, replace(manifest, source=source))
         _check_cancel(cancel, cancelled)
         return _install(work / name, root, name)
@@ -345,9 +352,10 @@ def add_from_folder(src: Path, precision: str | None = None,
                     progress: ProgressCallback | None = None,
                     cancel: threading.Event | None = None, *, name: str | None = None,
                     root: Path | None = None) -> InstalledModel:
-    """Install what `src` holds: a Ghostpen model folder or a foreign ONNX export is copied, a
-    Hugging Face GPT-2 checkpoint (config.json + model.safetensors) is converted to `precision`
-    (default_precision() when None). Pickle checkpoints are refused."""
+    """Install what `src` holds: a Hugging Face GPT-2 checkpoint (config.json +
+    model.safetensors), or a foreign ONNX export that kept the checkpoint's weight names, is
+    converted to `precision` (default_precision() when None); a Ghostpen model folder or any
+    other ONNX export is copied. Pickle checkpoints are refused."""
     from app.engine.loader import find_onnx
     from models.checkpoint import has_weights, load_checkpoint
 
@@ -370,6 +378,12 @@ def add_from_folder(src: Path, precision: str | None = None,
         return _convert(src, root, target, precision, str(src.resolve()), progress, cancel,
                         Cancelled)
     elif _has_onnx(src):
+        checkpoint = _export_checkpoint(src, progress)
+        if checkpoint is not None:  # GPT-2's own weights inside: convert them, ~6× faster
+            precision = precision or default_precision()
+            target = _unique_name(root, _safe_name(name or f"{src.name}-{precision}"))
+            return _convert(src, root, target, precision, str(src.resolve()), progress, cancel,
+                            Cancelled, checkpoint)
         find_onnx(src)
         files = _foreign_files(src)
         kind = "foreign"
@@ -392,6 +406,24 @@ def add_from_folder(src: Path, precision: str | None = None,
         raise GhostpenError(f"Could not copy {src} ({_one_line(error)}).") from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_checkpoint(src: Path, progress: ProgressCallback
+                       ) -> tuple[GPT2Config, dict[str, np.ndarray]] | None:
+    """The checkpoint inside a foreign ONNX export (models/onnx_weights.py), or None when it
+    cannot be converted and is to be used as it is: quantised, an untied LM head, weights under
+    other names, no config.json or tokenizer to convert with."""
+    from app.engine.tokenizer import has_tokenizer_files
+    from models.checkpoint import load_checkpoint
+
+    if not ((src / "config.json").exists() and has_tokenizer_files(src)):
+        return None
+    progress(TaskProgress("convert", "Reading the export's weights"))
+    try:
+        return load_checkpoint(src)
+    except ModelLoadError as why:
+        log.info("%s is used as it is: %s", src, why)
+        return None
 
 
 def _has_onnx(folder: Path) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import mmap
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,55 +108,84 @@ def has_weights(folder: Path) -> bool:
 
 
 def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
-    """Read and check a GPT-2 checkpoint; every problem is a one-line ModelLoadError."""
+    """Read and check a GPT-2 checkpoint: safetensors, or else an ONNX export that kept the
+    checkpoint's weight names (models/onnx_weights.py). Every problem is a one-line
+    ModelLoadError."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; give the checkpoint's folder.")
+    export = None
     if not has_weights(folder):
-        pickles = [name for name in PICKLE_NAMES if (folder / name).exists()]
-        if pickles:
-            raise ModelLoadError(
-                f"{folder / pickles[0]} is a pickle checkpoint, which is refused because loading "
-                "it can run arbitrary code; download the model.safetensors of the same model "
-                "instead (the Hub has one for every GPT-2 size)."
-            )
-        if list(folder.glob("model-*.safetensors")):
-            raise ModelLoadError(f"{folder} holds shards of a checkpoint but not their "
-                                 f"{SHARD_INDEX}; copy it from where the shards came from.")
-        raise ModelLoadError(f"{folder} has no model.safetensors; give a Hugging Face GPT-2 "
-                             "checkpoint folder.")
+        from models.onnx_weights import export_file
+
+        export = export_file(folder)
+        if export is None:
+            _refuse_weightless(folder)
     config_path = folder / "config.json"
     if not config_path.exists():
-        raise ModelLoadError(f"{folder} has no config.json; copy the checkpoint's config.json "
-                             "beside model.safetensors.")
+        raise ModelLoadError(f"{folder} has no config.json; copy the model's config.json into "
+                             "that folder.")
     try:
         config = GPT2Config.from_hf_json(json.loads(config_path.read_text("utf-8")), config_path)
     except json.JSONDecodeError as error:
         raise ModelLoadError(f"{config_path} is not valid JSON ({error.msg} at line "
                              f"{error.lineno}); restore the original file.") from error
-    files = weight_files(folder)
-    raw: dict[str, np.ndarray | str] = {}
-    for path in files:
-        try:
-            raw.update(map_safetensors(path))
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"{path} cannot be read ({error}); download it again.") \
-                from error
-    weights_path = files[0] if len(files) == 1 else folder  # shards: any of them may be meant
+    if export is None:
+        files = weight_files(folder)
+        raw: dict[str, np.ndarray | str] = {}
+        for path in files:
+            raw.update(_read(map_safetensors, path))
+        source = files[0] if len(files) == 1 else folder  # shards: any of them may be meant
+        return config, _checked_weights(raw, config, source, "it is not a GPT-2 checkpoint")
+    from models.onnx_weights import check_tied_head, map_onnx_initializers
+
+    raw = _read(map_onnx_initializers, export)
+    weights = _checked_weights(raw, config, export, "its weights are not under GPT-2's names, "
+                               "so it can only run as it is")
+    check_tied_head(raw, weights["wte.weight"], export)
+    return config, weights
+
+
+def _refuse_weightless(folder: Path) -> None:
+    pickles = [name for name in PICKLE_NAMES if (folder / name).exists()]
+    if pickles:
+        raise ModelLoadError(
+            f"{folder / pickles[0]} is a pickle checkpoint, which is refused because loading "
+            "it can run arbitrary code; download the model.safetensors of the same model "
+            "instead (the Hub has one for every GPT-2 size)."
+        )
+    if list(folder.glob("model-*.safetensors")):
+        raise ModelLoadError(f"{folder} holds shards of a checkpoint but not their "
+                             f"{SHARD_INDEX}; copy it from where the shards came from.")
+    raise ModelLoadError(f"{folder} has no model.safetensors; give a Hugging Face GPT-2 "
+                         "checkpoint folder.")
+
+
+def _read(reader: Callable[[Path], dict[str, np.ndarray | str]],
+          path: Path) -> dict[str, np.ndarray | str]:
+    try:
+        return reader(path)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path} cannot be read ({error}); download it again.") from error
+
+
+def _checked_weights(raw: dict[str, np.ndarray | str], config: GPT2Config, source: Path,
+                     not_gpt2: str) -> dict[str, np.ndarray]:
+    """The tensors GPT-2 needs, by their names without "transformer.", as float32."""
     found = {_strip_prefix(name): tensor for name, tensor in raw.items()}
     weights: dict[str, np.ndarray] = {}
     for name, shape in expected_shapes(config).items():
         tensor = found.get(name)
         if tensor is None:
-            raise ModelLoadError(f"{weights_path} lacks {name}; it is not a GPT-2 checkpoint.")
+            raise ModelLoadError(f"{source} lacks {name}; {not_gpt2}.")
         if isinstance(tensor, str):
-            raise ModelLoadError(f"{weights_path}: {name} is {tensor}; Ghostpen reads F32, F16 "
+            raise ModelLoadError(f"{source}: {name} is {tensor}; Ghostpen reads F32, F16 "
                                  "or BF16 weights. Save the checkpoint in float32.")
         if tuple(tensor.shape) != shape:
-            raise ModelLoadError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, "
+            raise ModelLoadError(f"{source}: {name} has shape {tuple(tensor.shape)}, "
                                  f"config.json implies {shape}; the two files do not match.")
         weights[name] = _as_float32(tensor)
-    return config, weights
+    return weights
 
 
 def weight_files(folder: Path) -> list[Path]:

@@ -43,16 +43,18 @@ Progress = Callable[[str], None]
 
 def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = False,
                  progress: Progress = print, kv_cache: str | None = None,
-                 on_layer: Callable[[int, int], None] | None = None) -> Manifest:
+                 on_layer: Callable[[int, int], None] | None = None,
+                 checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None) -> Manifest:
     """Convert the checkpoint in `src` into a model folder `out` (replaced whole, or left as it
     was on failure). `progress` gets a line per stage, `on_layer(done, total)` a call per
-    converted block; either may raise to cancel."""
+    converted block; either may raise to cancel. `checkpoint`: what load_checkpoint(src) gave a
+    caller that already read it (an ONNX export takes seconds to parse)."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
     started = time.perf_counter()
     progress(f"reading {src}")
-    config, weights = load_checkpoint(src)
+    config, weights = checkpoint or load_checkpoint(src)
     tokenizer = Tokenizer.from_dir(src)
     kv_cache = kv_cache or default_kv_cache(precision)
     kv_scales = None

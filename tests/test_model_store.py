@@ -12,6 +12,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app import model_store
@@ -330,6 +331,37 @@ def test_add_a_foreign_onnx_folder_copies_it(tiny_checkpoint: Path, tmp_path: Pa
 
     events = list(load_engine(model.path, "cpu").generate("Hi", SamplingParams(max_new_tokens=3)))
     assert len(events) == 3
+
+
+def test_add_an_export_holding_gpt2s_weights_converts_them(tiny_checkpoint: Path,
+                                                          tmp_path: Path) -> None:
+    """optimum's exports keep the checkpoint's weight names: converted, they run as fast as a
+    checkpoint's conversion instead of as a foreign graph."""
+    from app.engine.engine import load_engine
+    from tests.engine.foreign_export import write_foreign_export
+
+    export = write_foreign_export(tiny_checkpoint, tmp_path / "optimum-gpt2", "optimum",
+                                  weight_names=True)
+    seen: list[model_store.TaskProgress] = []
+    model = model_store.add_from_folder(export, "fp32", seen.append)
+    assert (model.name, model.precision, model.foreign) == ("optimum-gpt2-fp32", "fp32", False)
+    assert model.source == str(export.resolve())
+    assert any("export's weights" in p.message for p in seen)
+    prompt, params = "The lighthouse keeper", SamplingParams(temperature=0, max_new_tokens=12)
+    converted = [e.token_id for e in load_engine(model.path, "cpu").generate(prompt, params)]
+    as_it_is = [e.token_id for e in load_engine(export, "cpu").generate(prompt, params)]
+    assert converted == as_it_is
+
+
+def test_add_an_export_with_its_own_lm_head_copies_it(tiny_checkpoint: Path,
+                                                     tmp_path: Path) -> None:
+    from tests.engine.foreign_export import write_foreign_export
+
+    untied = np.ascontiguousarray(load_checkpoint(tiny_checkpoint)[1]["wte.weight"].T) * 2
+    export = write_foreign_export(tiny_checkpoint, tmp_path / "untied", "optimum",
+                                  weight_names=True, head=untied)
+    model = model_store.add_from_folder(export)
+    assert (model.name, model.foreign) == ("untied", True)
 
 
 def test_a_pickle_only_folder_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:

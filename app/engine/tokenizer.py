@@ -234,6 +234,11 @@ def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
         ) from error
 
 
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether Tokenizer.from_dir(folder) has files to read."""
+    return _tokenizer_files(folder) is not None
+
+
 def _tokenizer_files(folder: Path) -> list[Path] | None:
     """[tokenizer.json], else [vocab.json, merges.txt], else None: what from_dir reads."""
     if (folder / "tokenizer.json").is_file():

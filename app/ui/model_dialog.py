@@ -162,7 +162,8 @@ class ModelDialog(QDialog):
         self.download_button = self._button("&Download…", "Download a GPT-2 model from the "
                                             "Hugging Face Hub and convert it", self.ask_download)
         self.add_button = self._button("&Add from Folder…", "Add a Hugging Face checkpoint "
-                                       "folder (converted) or an ONNX model folder (copied)",
+                                       "or a GPT-2 ONNX export holding its weights (both "
+                                       "converted), or another ONNX model folder (copied)",
                                        self.ask_add_folder)
         self.remove_button = self._button("&Remove", "Delete the selected model's files",
                                           self.remove_selected)

@@ -17,8 +17,12 @@ from onnx import TensorProto, helper, numpy_helper
 from models.checkpoint import GPT2Config
 
 
-def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
-                        layout: str) -> onnx.ModelProto:
+def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray], layout: str,
+                        weight_names: bool = False,
+                        head: np.ndarray | None = None) -> onnx.ModelProto:
+    """`weight_names`: the weights are named as in the checkpoint ("transformer.h.0.ln_1.weight"),
+    as optimum's and torch.onnx's exports name them, not c1, c2... `head`: the LM head, [C, V]
+    (default: the embedding transposed, as optimum stores GPT-2's tied head)."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     count = [0]
@@ -27,6 +31,14 @@ def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
         count[0] += 1
         name = f"c{count[0]}"
         inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def weight(key: str) -> str:
+        if not weight_names:
+            return const(w[key])
+        name = "transformer." + key
+        if all(init.name != name for init in inits):
+            inits.append(numpy_helper.from_array(np.asarray(w[key]), name))
         return name
 
     def op(kind: str, *inputs: str, **attrs: object) -> str:
@@ -39,7 +51,7 @@ def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
     eps = config.layer_norm_epsilon
 
     def ln(x: str, p: str) -> str:
-        return op("LayerNormalization", x, const(w[p + ".weight"]), const(w[p + ".bias"]),
+        return op("LayerNormalization", x, weight(p + ".weight"), weight(p + ".bias"),
                   axis=-1, epsilon=eps)
 
     def heads(x: str) -> str:  # [B, S, C] -> [B, H, S, D]
@@ -69,12 +81,12 @@ def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
                                        const(np.int64(1))), const(np.array([0], np.int64)))
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
                                              ["batch", "seq", config.vocab_size])]
-    x = op("Add", op("Gather", const(w["wte.weight"]), "input_ids"),
-           op("Gather", const(w["wpe.weight"]), positions))
+    x = op("Add", op("Gather", weight("wte.weight"), "input_ids"),
+           op("Gather", weight("wpe.weight"), positions))
     for i in range(config.n_layer):
         p = f"h.{i}."
-        qkv = op("Add", op("MatMul", ln(x, p + "ln_1"), const(w[p + "attn.c_attn.weight"])),
-                 const(w[p + "attn.c_attn.bias"]))
+        qkv = op("Add", op("MatMul", ln(x, p + "ln_1"), weight(p + "attn.c_attn.weight")),
+                 weight(p + "attn.c_attn.bias"))
         q, k, v = (f"split{i}_{j}" for j in range(3))
         nodes.append(helper.make_node("Split", [qkv, const(np.array([c, c, c], np.int64))],
                                       [q, k, v], axis=-1))
@@ -113,13 +125,16 @@ def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
         attn = op("MatMul", op("Softmax", masked, axis=-1), v_all)
         attn = op("Reshape", op("Transpose", attn, perm=[0, 2, 1, 3]),
                   const(np.array([0, 0, c], np.int64)))
-        x = op("Add", x, op("Add", op("MatMul", attn, const(w[p + "attn.c_proj.weight"])),
-                            const(w[p + "attn.c_proj.bias"])))
-        m = gelu_new(op("Add", op("MatMul", ln(x, p + "ln_2"), const(w[p + "mlp.c_fc.weight"])),
-                        const(w[p + "mlp.c_fc.bias"])))
-        x = op("Add", x, op("Add", op("MatMul", m, const(w[p + "mlp.c_proj.weight"])),
-                            const(w[p + "mlp.c_proj.bias"])))
-    lm_head = const(np.ascontiguousarray(w["wte.weight"].T))  # untied, as optimum writes it
+        x = op("Add", x, op("Add", op("MatMul", attn, weight(p + "attn.c_proj.weight")),
+                            weight(p + "attn.c_proj.bias")))
+        m = gelu_new(op("Add", op("MatMul", ln(x, p + "ln_2"), weight(p + "mlp.c_fc.weight")),
+                        weight(p + "mlp.c_fc.bias")))
+        x = op("Add", x, op("Add", op("MatMul", m, weight(p + "mlp.c_proj.weight")),
+                            weight(p + "mlp.c_proj.bias")))
+    head = np.ascontiguousarray(w["wte.weight"].T) if head is None else head
+    lm_head = const(head)  # a copy beside wte, as optimum writes it
+    if weight_names:
+        inits[-1].name = lm_head = "onnx::MatMul_3300"
     nodes.append(helper.make_node("MatMul", [ln(x, "ln_f"), lm_head], ["logits"]))
     graph = helper.make_graph(nodes, "foreign_gpt2", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -127,13 +142,17 @@ def build_foreign_graph(config: GPT2Config, w: dict[str, np.ndarray],
     return model
 
 
-def write_foreign_export(checkpoint: Path, out: Path, layout: str) -> Path:
-    """An export folder as optimum lays it out: onnx/model.onnx beside config and tokenizer."""
+def write_foreign_export(checkpoint: Path, out: Path, layout: str, weight_names: bool = False,
+                         head: np.ndarray | None = None, external_data: bool = False) -> Path:
+    """An export folder as optimum lays it out: onnx/model.onnx beside config and tokenizer
+    (`external_data`: its weights in onnx/model.onnx_data, as exports over 2 GB must be)."""
     from models.checkpoint import load_checkpoint
 
     config, weights = load_checkpoint(checkpoint)
     (out / "onnx").mkdir(parents=True, exist_ok=True)
-    onnx.save_model(build_foreign_graph(config, weights, layout), str(out / "onnx/model.onnx"))
+    model = build_foreign_graph(config, weights, layout, weight_names, head)
+    onnx.save_model(model, str(out / "onnx/model.onnx"), save_as_external_data=external_data,
+                    location="model.onnx_data", size_threshold=0)
     (out / "config.json").write_text(json.dumps(config.to_hf_json()))
     for name in ("vocab.json", "merges.txt"):
         (out / name).write_bytes((checkpoint / name).read_bytes())
