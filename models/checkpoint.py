@@ -6,6 +6,7 @@ Dimension glossary: V vocab, P n_positions, C n_embd, L n_layer.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 from collections.abc import Callable
@@ -27,10 +28,19 @@ class GPT2Config:
     n_layer: int = 12
     n_head: int = 12
     layer_norm_epsilon: float = 1e-5
+    # transformers' GPT2Config switches for attention scaling (GPT-2 itself: True, False); some
+    # fine-tunes (Stanford CRFM's Mistral GPT-2s) scale by the layer too.
+    scale_attn_weights: bool = True
+    scale_attn_by_inverse_layer_idx: bool = False
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    def attention_scale(self, layer: int) -> float:
+        """What block `layer` multiplies query·key by, as transformers' GPT2Attention does."""
+        scale = 1 / math.sqrt(self.head_dim) if self.scale_attn_weights else 1.0
+        return scale / (layer + 1) if self.scale_attn_by_inverse_layer_idx else scale
 
     @property
     def n_params(self) -> int:
@@ -70,6 +80,9 @@ class GPT2Config:
                 n_layer=int(data["n_layer"]),  # type: ignore[arg-type]
                 n_head=int(data["n_head"]),  # type: ignore[arg-type]
                 layer_norm_epsilon=float(data.get("layer_norm_epsilon", 1e-5)),  # type: ignore[arg-type]
+                scale_attn_weights=bool(data.get("scale_attn_weights", True)),
+                scale_attn_by_inverse_layer_idx=bool(
+                    data.get("scale_attn_by_inverse_layer_idx", False)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelLoadError(
@@ -136,14 +149,40 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
         for path in files:
             raw.update(_read(map_safetensors, path))
         source = files[0] if len(files) == 1 else folder  # shards: any of them may be meant
-        return config, _checked_weights(raw, config, source, "it is not a GPT-2 checkpoint")
-    from models.onnx_weights import check_tied_head, map_onnx_initializers
+        weights = _checked_weights(raw, config, source, "it is not a GPT-2 checkpoint")
+    else:
+        from models.onnx_weights import map_onnx_initializers
 
-    raw = _read(map_onnx_initializers, export)
-    weights = _checked_weights(raw, config, export, "its weights are not under GPT-2's names, "
-                               "so it can only run as it is")
-    check_tied_head(raw, weights["wte.weight"], export)
+        raw, source = _read(map_onnx_initializers, export), export
+        weights = _checked_weights(raw, config, export, "its weights are not under GPT-2's "
+                                   "names, so it can only run as it is")
+    _check_tied_head(raw, weights["wte.weight"], source)
     return config, weights
+
+
+def _check_tied_head(raw: dict[str, np.ndarray | str], wte: np.ndarray, source: Path) -> None:
+    """Refuse a model whose LM head is not its embedding: a tensor of the embedding's shape, or
+    its transpose (optimum stores the tied head as a transposed copy), that differs from it.
+    The converter ties the two, as GPT-2 does; a fine-tune that untied them (lm_head.weight,
+    tie_word_embeddings false) would otherwise lose its head without a word."""
+    for name, tensor in raw.items():
+        if isinstance(tensor, str) or tensor.ndim != 2 or _strip_prefix(name) == "wte.weight":
+            continue
+        if tensor.shape == wte.shape[::-1]:
+            tensor = tensor.T
+        elif tensor.shape != wte.shape:
+            continue
+        if not _equal_in_blocks(tensor, wte):
+            raise ModelLoadError(f"{source}: its LM head ({name}) is not its embedding, and "
+                                 "Ghostpen's conversion ties the two as GPT-2 does; this model "
+                                 "cannot be converted.")
+
+
+def _equal_in_blocks(tensor: np.ndarray, wte: np.ndarray, rows: int = 4096) -> bool:
+    """array_equal a few thousand rows at a time: comparing gpt2-xl's embedding whole would hold
+    80 MB of booleans (and a float32 copy of an fp16 head)."""
+    return all(np.array_equal(_as_float32(tensor[i : i + rows]), wte[i : i + rows])
+               for i in range(0, len(wte), rows))
 
 
 def _refuse_weightless(folder: Path) -> None:

@@ -236,18 +236,20 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
         # 0 query (packed), 3-4 past, 5 seqlens_k, 6 total length, 12-13 k/v scales. No
         # attention_bias (10): CUDA's GroupQueryAttention refuses any.
         gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"]
-        quant: dict[str, object] = {}
+        attrs: dict[str, object] = {}
         if kv_cache == "int8":
             assert kv_scales is not None
             k_scale, v_scale = kv_scales[i]
             gqa_inputs += ["", "", "", "", "", g.const(p + "attn.k_scale", k_scale),
                            g.const(p + "attn.v_scale", v_scale)]
-            quant = {"k_quant_type": "PER_CHANNEL", "v_quant_type": "PER_CHANNEL",
+            attrs = {"k_quant_type": "PER_CHANNEL", "v_quant_type": "PER_CHANNEL",
                      "kv_cache_bit_width": 8}
+        if config.scale_attn_by_inverse_layer_idx or not config.scale_attn_weights:
+            attrs["scale"] = config.attention_scale(i)  # else GQA's own 1/sqrt(head_dim)
         (attn, _, _) = g.op(
             "GroupQueryAttention", gqa_inputs,
             outputs=[p + "attn/out", present_k, present_v], name=p + "attn",
-            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head, **quant)
+            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head, **attrs)
         for name in (past_k, past_v):
             inputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
         for name in (present_k, present_v):

@@ -4,8 +4,9 @@ optimum, transformers.js and torch.onnx keep the checkpoint's parameter names fo
 initializers ("transformer.h.0.attn.c_attn.weight", Conv1D layout [in, out]), so such an export
 is as good as a checkpoint: converted by Ghostpen it runs its suggestions 6× faster than as it
 is (docs/benchmarks.md, "A foreign export"). The LM head must be the embedding (GPT-2 ties
-them; optimum stores a transposed copy): a different head cannot be tied, and the export is
-then used as it is. Quantised exports name their weights otherwise and are used as they are.
+them; optimum stores a transposed copy, models.checkpoint checks it): a different head cannot
+be tied, and the export is then used as it is. Quantised exports name their weights otherwise
+and are used as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import onnx
 from onnx import TensorProto
 
 from app.engine.errors import ModelLoadError
-from models.checkpoint import _as_float32
 
 # numpy has no bfloat16: BF16 is read as its raw uint16 bits, as for safetensors.
 _DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16,
@@ -83,26 +83,3 @@ def _external(folder: Path, init: TensorProto, dtype: type, shape: tuple[int, ..
     if offset + nbytes > len(data):
         raise ValueError(f"truncated: {init.name}'s bytes run past the end of {location}")
     return np.frombuffer(data, dtype, count, offset).reshape(shape)
-
-
-def check_tied_head(tensors: dict[str, np.ndarray | str], wte: np.ndarray, path: Path) -> None:
-    """Refuse an export whose LM head is not its embedding: an initializer of the embedding's
-    shape or its transpose that is not the embedding itself."""
-    for name, tensor in tensors.items():
-        if isinstance(tensor, str) or tensor is wte or tensor.ndim != 2:
-            continue
-        if tensor.shape == wte.shape[::-1]:
-            tensor = tensor.T
-        elif tensor.shape != wte.shape or name.removeprefix("transformer.") == "wte.weight":
-            continue
-        if not _equal_in_blocks(tensor, wte):
-            raise ModelLoadError(f"{path}: its LM head ({name}) is not its embedding, and "
-                                 "Ghostpen's conversion ties the two; the export is used as "
-                                 "it is.")
-
-
-def _equal_in_blocks(tensor: np.ndarray, wte: np.ndarray, rows: int = 4096) -> bool:
-    """array_equal a few thousand rows at a time: a whole comparison of gpt2-xl's embedding
-    would hold 80 MB of booleans (and a float32 copy of an fp16 head)."""
-    return all(np.array_equal(_as_float32(tensor[i : i + rows]), wte[i : i + rows])
-               for i in range(0, len(wte), rows))

@@ -25,10 +25,10 @@ def gelu_new(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
     # [H, T, D] x3 -> [H, T, D], causal
-    t, d = q.shape[1], q.shape[2]
-    scores = q @ k.transpose(0, 2, 1) / math.sqrt(d)  # [H, T, T]
+    t = q.shape[1]
+    scores = q @ k.transpose(0, 2, 1) * scale  # [H, T, T]
     scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, -np.inf)
     scores = np.exp(scores - scores.max(-1, keepdims=True))
     return (scores / scores.sum(-1, keepdims=True)) @ v
@@ -51,7 +51,7 @@ def gpt2_logits(weights: dict[str, np.ndarray], config: GPT2Config,
             keys_values.append((qkv[:, config.n_embd : 2 * config.n_embd],
                                 qkv[:, 2 * config.n_embd :]))
         q, k, v = (a.reshape(t, h_count, -1).transpose(1, 0, 2) for a in np.split(qkv, 3, -1))
-        a = attention(q, k, v).transpose(1, 0, 2).reshape(t, -1)  # [T, C]
+        a = attention(q, k, v, config.attention_scale(i)).transpose(1, 0, 2).reshape(t, -1)
         x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
         h = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
         m = gelu_new(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])

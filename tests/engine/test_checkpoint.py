@@ -115,6 +115,24 @@ def test_weights_of_a_dtype_it_cannot_read_are_named(tiny_checkpoint: Path,
     assert "wpe.weight is C64" in str(info.value) and "float32" in str(info.value)
 
 
+def test_a_checkpoint_with_its_own_lm_head_is_refused_and_a_tied_copy_is_not(
+        tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The converter ties the head to wte, as GPT-2 does: a fine-tune that untied them would
+    otherwise lose its head without a word."""
+    from safetensors.numpy import save_file
+
+    folder = copy_checkpoint(tiny_checkpoint, tmp_path)
+    _, weights = load_checkpoint(tiny_checkpoint)
+    tensors = {name: np.array(w) for name, w in weights.items()}
+    save_file({**tensors, "lm_head.weight": tensors["wte.weight"]},
+              str(folder / "model.safetensors"))
+    load_checkpoint(folder)  # stored tied: the same values
+    save_file({**tensors, "lm_head.weight": tensors["wte.weight"] * np.float32(1.01)},
+              str(folder / "model.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"LM head \(lm_head.weight\) is not its embedding"):
+        load_checkpoint(folder)
+
+
 def test_a_sharded_checkpoint_reads_as_the_same_weights(tiny_checkpoint: Path,
                                                        tiny_sharded_checkpoint: Path,
                                                        tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from app.engine.engine import load_engine
 from app.engine.loader import load_runner
 from app.engine.sampling_params import GREEDY
+from models.export import export_model
 from tests.engine.hf_reference import hf_greedy, hf_logits, load_hf_model
 
 PRESETS = ["tiny", pytest.param("gpt2", marks=pytest.mark.slow)]
@@ -68,3 +71,26 @@ def test_single_token_steps_match_one_long_prefill(tiny_model: Path) -> None:
     runner.forward(np.array([ids[10:17]]), cache)  # a chunk on top of a cache
     steps = [runner.forward(np.array([[t]]), cache)[0, -1].copy() for t in ids[17:]]
     np.testing.assert_allclose(np.array(steps), whole[17:], atol=1e-4)
+
+
+@pytest.mark.parametrize("switch", [{"scale_attn_by_inverse_layer_idx": True},
+                                    {"scale_attn_weights": False}],
+                         ids=["by-layer", "unscaled"])
+def test_attention_scaling_switches_of_fine_tunes_match_transformers(
+        switch: dict[str, bool], tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Fine-tunes such as Stanford CRFM's GPT-2s scale attention by the layer too; converted as
+    plain GPT-2 they would run, quietly wrong."""
+    checkpoint = tmp_path / "fine-tune"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, **switch}))
+    manifest = export_model(checkpoint, tmp_path / "fp32", "fp32", check=True,
+                            progress=lambda _: None)
+    assert manifest.check["max_abs_dlogit"] <= 1e-3  # the numpy reference agrees
+    ids = prompt_ids(60, seed=4)
+    runner = load_runner(tmp_path / "fp32", device="cpu")
+    ours = runner.forward(np.array([ids]), runner.new_cache(), keep=len(ids))[0]
+    theirs = hf_logits(load_hf_model(checkpoint), ids)
+    plain = hf_logits(load_hf_model(tiny_checkpoint), ids)
+    assert np.abs(theirs - plain).max() > 10 * np.abs(ours - theirs).max()  # it matters
+    assert np.abs(ours - theirs).max() <= 1e-3
