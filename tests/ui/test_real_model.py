@@ -45,9 +45,14 @@ def test_the_installed_model_loads_and_writes(qtbot: QtBot, real_window: MainWin
     qtbot.keyClicks(window.editor, "Once upon a time")
     qtbot.waitUntil(lambda: len(window.panel.distribution.candidates()) == 12, timeout=5000)
     generate_and_wait(qtbot, window)
-    assert window.editor.toPlainText().startswith("Once upon a time")
-    assert len(window.editor.tokens()) == 8
-    assert all(len(s.event.alternatives) == 10 for s in window.editor.tokens())
+    text = window.editor.toPlainText()
+    assert text.startswith("Once upon a time")
+    # every written character is in a token span; a token holding only the first byte of a
+    # character has no text of its own (the seed is random: ~3% of runs write one), so up to 8
+    spans = window.editor.tokens()
+    assert "".join(s.event.text for s in spans) == text[len("Once upon a time"):]
+    assert 6 <= len(spans) <= 8
+    assert all(len(s.event.alternatives) == 10 for s in spans)
     assert window.context_label.text() == "Context 12 / 1024"  # 4 prompt + 8 new tokens
     window.editor.undo()
     assert window.editor.toPlainText() == "Once upon a time"
