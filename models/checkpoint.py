@@ -69,7 +69,8 @@ class GPT2Config:
             )
         if data.get("n_inner") not in (None, 4 * int(data.get("n_embd", 768))):  # type: ignore[arg-type]
             raise ModelLoadError(f"{source}: n_inner other than 4 × n_embd is not GPT-2.")
-        if data.get("activation_function", "gelu_new") != "gelu_new":
+        # gelu_pytorch_tanh is gelu_new's formula in one fused torch op: the same function.
+        if data.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ModelLoadError(f"{source}: activation {data['activation_function']!r} is not "
                                  "GPT-2's gelu_new.")
         try:

@@ -3,6 +3,7 @@ and a damaged file says so in one line."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tracemalloc
@@ -131,6 +132,22 @@ def test_a_checkpoint_with_its_own_lm_head_is_refused_and_a_tied_copy_is_not(
               str(folder / "model.safetensors"))
     with pytest.raises(ModelLoadError, match=r"LM head \(lm_head.weight\) is not its embedding"):
         load_checkpoint(folder)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"model_type": "llama"}, "'llama' model, not GPT-2"),
+    ({"activation_function": "gelu"}, "activation 'gelu' is not GPT-2's gelu_new"),
+    ({"n_inner": 100}, "n_inner other than 4 × n_embd"),
+])
+def test_a_config_that_is_not_gpt2_is_refused_by_what_differs(
+        change: dict[str, object], named: str, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Converted as GPT-2, these would run and write quietly wrong text."""
+    folder = copy_checkpoint(tiny_checkpoint, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(folder)
+    assert named in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_sharded_checkpoint_reads_as_the_same_weights(tiny_checkpoint: Path,
