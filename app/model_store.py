@@ -368,22 +368,19 @@ def add_from_folder(src: Path, precision: str | None = None,
     if src.resolve().parent == root.resolve():
         raise GhostpenError(f"{src.name} is already in the models folder.")
 
+    checkpoint = None  # an export's weights, once read
     if (src / MANIFEST).exists():  # ours: copy exactly what the manifest names
         manifest = read_manifest(src)
         files = [src / n for n in (*manifest.files, MANIFEST)]
         kind = "ours"
-    elif has_weights(src) and (src / "config.json").exists():
-        precision = precision or default_precision()  # a checkpoint: convert it
+    elif (has_weights(src) and (src / "config.json").exists()) or (
+            _has_onnx(src) and (checkpoint := _export_checkpoint(src, progress)) is not None):
+        # a checkpoint, or an export holding GPT-2's own weights (~6× faster converted)
+        precision = precision or default_precision()
         target = _unique_name(root, _safe_name(name or f"{src.name}-{precision}"))
         return _convert(src, root, target, precision, str(src.resolve()), progress, cancel,
-                        Cancelled)
+                        Cancelled, checkpoint)
     elif _has_onnx(src):
-        checkpoint = _export_checkpoint(src, progress)
-        if checkpoint is not None:  # GPT-2's own weights inside: convert them, ~6× faster
-            precision = precision or default_precision()
-            target = _unique_name(root, _safe_name(name or f"{src.name}-{precision}"))
-            return _convert(src, root, target, precision, str(src.resolve()), progress, cancel,
-                            Cancelled, checkpoint)
         find_onnx(src)
         files = _foreign_files(src)
         kind = "foreign"
@@ -416,7 +413,7 @@ def _export_checkpoint(src: Path, progress: ProgressCallback
     from app.engine.tokenizer import has_tokenizer_files
     from models.checkpoint import load_checkpoint
 
-    if not ((src / "config.json").exists() and has_tokenizer_files(src)):
+    if not has_tokenizer_files(src):  # load_checkpoint says what else is missing
         return None
     progress(TaskProgress("convert", "Reading the export's weights"))
     try:

@@ -155,7 +155,7 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
         from models.onnx_weights import map_onnx_initializers
 
         raw, source = _read(map_onnx_initializers, export), export
-        weights = _checked_weights(raw, config, export, "its weights are not under GPT-2's "
+        weights = _checked_weights(raw, config, source, "its weights are not under GPT-2's "
                                    "names, so it can only run as it is")
     _check_tied_head(raw, weights["wte.weight"], source)
     return config, weights
