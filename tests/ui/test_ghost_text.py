@@ -488,8 +488,8 @@ def test_the_lead_follows_recent_suggestion_times() -> None:
 
 def test_the_window_benchmark_sees_each_suggestion_no_earlier_than_the_pause_end(
         qtbot: QtBot, tiny_model: Path) -> None:  # noqa: F811  (the fixture)
-    from app.ui.bench_ghost import SETTLE_KEYS, measure_after_pause
-    from app.ui.bench_gui import app_with_only
+    from app.bench.common import app_with_only
+    from app.bench.ghost import SETTLE_KEYS, measure_after_pause
 
     with app_with_only(tiny_model / "models" / "tiny"):
         waits = measure_after_pause("The harbour town woke slowly", " that day")

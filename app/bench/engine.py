@@ -10,18 +10,22 @@ peak RSS (MB), model size on disk (MB).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
 import resource
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from app.bench.common import (
+    default_cache_dir,
+    machine_description,
+    memory_read_gb_s,
+    prepare_models,
+)
 
 PROMPT_SEED = 1234
 REPEATS = 3
@@ -126,41 +130,6 @@ def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
                     f"torch {torch.__version__}")
 
 
-def _prepare(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, Path]:
-    from models.export import export_model
-    from models.random import write_random_checkpoint
-
-    checkpoint = cache_dir / f"{preset}-checkpoint"
-    if not (checkpoint / "model.safetensors").exists():
-        print(f"making a random {preset} checkpoint in {checkpoint}", file=sys.stderr)
-        write_random_checkpoint(preset, checkpoint, seed=0)
-    folders = {"checkpoint": checkpoint}
-    exporter = _exporter_fingerprint()
-    for precision in precisions:
-        folder = cache_dir / f"{preset}-{precision}"
-        stamp = folder / ".exported-by"
-        current = (folder / "manifest.json").exists() and stamp.exists() \
-            and stamp.read_text() == exporter
-        if not current:  # never time a graph an older converter made
-            print(f"converting to {precision}", file=sys.stderr)
-            shutil.rmtree(folder, ignore_errors=True)
-            export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
-            stamp.write_text(exporter)
-        folders[precision] = folder
-    return folders
-
-
-def _exporter_fingerprint() -> str:
-    """sha256 of the converter's source: a cached export is reused only by the code that made
-    it (a change to the graph builder changes what is being timed)."""
-    import models
-
-    digest = hashlib.sha256()
-    for source in sorted(Path(models.__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    return digest.hexdigest()
-
-
 def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu") -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "app", "bench", "--worker", kind, "--folder", str(folder),
@@ -170,43 +139,6 @@ def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu") -> d
     if result.returncode != 0:
         raise RuntimeError(f"{kind} benchmark failed: {result.stderr.strip()[-400:]}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-def memory_read_gb_s(threads: int = 2, size_mb: int = 256) -> float:
-    """How fast this machine reads memory right now (GB/s): the best of 3 sums of a buffer
-    well past the caches, split over `threads`. Decode is bound by it, and on a shared VM it
-    moves from minute to minute, so the tables say what it was."""
-    import threading
-
-    import numpy as np
-
-    data = np.ones(size_mb * 2**20 // 8, np.int64)
-    parts = np.array_split(data, threads)
-    best = float("inf")
-    for _ in range(3):
-        workers = [threading.Thread(target=part.sum) for part in parts]
-        started = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        best = min(best, time.perf_counter() - started)
-    return data.nbytes / best / 1e9
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
-            f"onnxruntime {onnxruntime.__version__}")
 
 
 def format_table(rows: dict[str, dict[str, Any]], threads: int) -> str:
@@ -225,15 +157,7 @@ def format_table(rows: dict[str, dict[str, Any]], threads: int) -> str:
     return "\n".join(lines)
 
 
-def bench_main(argv: list[str]) -> int:
-    if argv[:1] == ["autocomplete"]:
-        from app.bench_autocomplete import autocomplete_bench_main
-
-        return autocomplete_bench_main(argv[1:])
-    if argv[:1] == ["gui"]:
-        from app.ui.bench_gui import gui_bench_main
-
-        return gui_bench_main(argv[1:])
+def engine_bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app bench", description=__doc__ + """
 Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
 `python -m app bench gui` (GUI-thread stalls while generating; time to show the window).""",
@@ -257,11 +181,9 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
             print(json.dumps(measure_torch(args.folder, args.threads)))
         return 0
     if args.cache_dir is None:
-        from platformdirs import user_cache_dir
-
-        args.cache_dir = Path(user_cache_dir("ghostpen")) / "bench"
+        args.cache_dir = default_cache_dir()
     precisions = [p for p in args.precisions.split(",") if p]
-    folders = _prepare(args.cache_dir, args.preset, precisions)
+    folders = prepare_models(args.cache_dir, args.preset, precisions)
     workers: dict[str, tuple[str, Path]] = {}
     if not args.no_torch:
         try:

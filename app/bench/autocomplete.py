@@ -7,7 +7,7 @@ batch). Measured on a seeded random GPT-2 checkpoint at real shapes (speed depen
 not weights), for a short and a long document, with prefix reuse on (what the app does) and
 off (every keystroke re-reads the whole context window), to show what reuse saves.
 
-Then the same documents in the real window (app/ui/bench_ghost.py): how long after the end of
+Then the same documents in the real window (app/bench/ghost.py): how long after the end of
 the typing pause the suggestion is on screen, now that its work starts inside the pause.
 
 `--model FOLDER` times a model you already have instead (any folder the app opens, a foreign
@@ -21,6 +21,14 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from app.bench.common import (
+    app_with_only,
+    default_cache_dir,
+    machine_description,
+    memory_read_gb_s,
+    prepare_models,
+)
 
 PROSE = (
     "The harbour town woke slowly that spring. Fishermen mended their nets on the quay while "
@@ -119,19 +127,16 @@ def autocomplete_bench_main(argv: list[str]) -> int:
                         help="where the random checkpoint and its export are kept and reused")
     args = parser.parse_args(argv)
     if args.cache_dir is None:
-        from platformdirs import user_cache_dir
-
-        args.cache_dir = Path(user_cache_dir("ghostpen")) / "bench"
+        args.cache_dir = default_cache_dir()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from app.bench import _prepare, machine_description, memory_read_gb_s
     from app.engine.engine import load_engine
     from app.engine.errors import GhostpenError
 
     if args.model is not None:
         folder = args.model
     else:
-        folder = _prepare(args.cache_dir, args.preset, [args.precision])[args.precision]
+        folder = prepare_models(args.cache_dir, args.preset, [args.precision])[args.precision]
     try:
         engine = load_engine(folder, device="cpu", threads=args.threads)
     except GhostpenError as error:  # a wrong --model: one line, not a traceback
@@ -160,8 +165,7 @@ def autocomplete_bench_main(argv: list[str]) -> int:
 
 def measure_in_window(folder: Path, tokenizer: object, keystrokes: str) -> dict[str, list[float]]:
     """Per document: ms from the end of each key's pause to its suggestion in the window."""
-    from app.ui.bench_ghost import measure_after_pause
-    from app.ui.bench_gui import app_with_only
+    from app.bench.ghost import measure_after_pause
 
     waits = {}
     with app_with_only(folder):

@@ -1,8 +1,8 @@
 """`python -m app bench gui`: is the window responsive while GPT-2 writes?
 
-Two figures from issue 3: the longest stall of the GUI thread while the 124M model (int8)
-generates, measured as the lateness of a 5 ms QTimer, and how long after launch the window is
-shown (a fresh `python -m app --smoke-test` process, offscreen). The window is the real one,
+The two figures a writer notices: the longest stall of the GUI thread while the 124M model
+(int8) generates, measured as the lateness of a 5 ms QTimer, and how long after launch the window
+is shown (a fresh `python -m app --smoke-test` process, offscreen). The window is the real one,
 driven through its own actions; the event loop is Qt's own (`exec`), as in the app.
 """
 
@@ -13,11 +13,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from app.bench.common import app_with_only, default_cache_dir, prepare_models
 
 TEXT = "The lighthouse keeper climbed the stairs each evening and lit the lamp."
 
@@ -85,26 +84,6 @@ def measure_launch(data_dir: Path, config_dir: Path) -> float:
     raise RuntimeError("the window never reported being shown")
 
 
-@contextmanager
-def app_with_only(model: Path) -> Iterator[tuple[Path, Path]]:
-    """The app, offscreen, with fresh settings and `model` its only model: (data, config)."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    saved = {key: os.environ.get(key) for key in ("GHOSTPEN_DATA_DIR", "GHOSTPEN_CONFIG_DIR")}
-    with tempfile.TemporaryDirectory() as tmp:
-        data, config = Path(tmp) / "data", Path(tmp) / "config"
-        (data / "models").mkdir(parents=True)
-        (data / "models" / model.name).symlink_to(model.resolve())
-        os.environ["GHOSTPEN_DATA_DIR"], os.environ["GHOSTPEN_CONFIG_DIR"] = str(data), str(config)
-        try:
-            yield data, config
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
 def gui_bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app bench gui", description=__doc__)
     parser.add_argument("--preset", default="gpt2", help="model size (default: gpt2, 124M)")
@@ -112,12 +91,8 @@ def gui_bench_main(argv: list[str]) -> int:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    from platformdirs import user_cache_dir
-
-    from app.bench import _prepare
-
-    cache = args.cache_dir or Path(user_cache_dir("ghostpen")) / "bench"
-    model = _prepare(cache, args.preset, [args.precision])[args.precision]
+    cache = args.cache_dir or default_cache_dir()
+    model = prepare_models(cache, args.preset, [args.precision])[args.precision]
     with app_with_only(model) as (data, config):
         launch = [measure_launch(data, config) for _ in range(3)]
         rows = {view: measure_stalls(model, args.tokens, view) for view in (False, True)}

@@ -1,0 +1,115 @@
+"""What the benchmarks share: the seeded random models they time (made once, kept in a cache
+folder, made again when the converter changes), the app set up around one model, and the
+machine's description and memory speed for the tables' headers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ghostpen")) / "bench"
+
+
+def prepare_models(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, Path]:
+    from models.export import export_model
+    from models.random import write_random_checkpoint
+
+    checkpoint = cache_dir / f"{preset}-checkpoint"
+    if not (checkpoint / "model.safetensors").exists():
+        print(f"making a random {preset} checkpoint in {checkpoint}", file=sys.stderr)
+        write_random_checkpoint(preset, checkpoint, seed=0)
+    folders = {"checkpoint": checkpoint}
+    exporter = exporter_fingerprint()
+    for precision in precisions:
+        folder = cache_dir / f"{preset}-{precision}"
+        stamp = folder / ".exported-by"
+        current = (folder / "manifest.json").exists() and stamp.exists() \
+            and stamp.read_text() == exporter
+        if not current:  # never time a graph an older converter made
+            print(f"converting to {precision}", file=sys.stderr)
+            shutil.rmtree(folder, ignore_errors=True)
+            export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
+            stamp.write_text(exporter)
+        folders[precision] = folder
+    return folders
+
+
+def exporter_fingerprint() -> str:
+    """sha256 of the converter's source: a cached export is reused only by the code that made
+    it (a change to the graph builder changes what is being timed)."""
+    import models
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(models.__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def memory_read_gb_s(threads: int = 2, size_mb: int = 256) -> float:
+    """How fast this machine reads memory right now (GB/s): the best of 3 sums of a buffer
+    well past the caches, split over `threads`. Decode is bound by it, and on a shared VM it
+    moves from minute to minute, so the tables say what it was."""
+    import threading
+
+    import numpy as np
+
+    data = np.ones(size_mb * 2**20 // 8, np.int64)
+    parts = np.array_split(data, threads)
+    best = float("inf")
+    for _ in range(3):
+        workers = [threading.Thread(target=part.sum) for part in parts]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        best = min(best, time.perf_counter() - started)
+    return data.nbytes / best / 1e9
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return (f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
+            f"onnxruntime {onnxruntime.__version__}")
+
+
+@contextmanager
+def app_with_only(model: Path) -> Iterator[tuple[Path, Path]]:
+    """The app, offscreen, with fresh settings and `model` its only model: (data, config)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    saved = {key: os.environ.get(key) for key in ("GHOSTPEN_DATA_DIR", "GHOSTPEN_CONFIG_DIR")}
+    with tempfile.TemporaryDirectory() as tmp:
+        data, config = Path(tmp) / "data", Path(tmp) / "config"
+        (data / "models").mkdir(parents=True)
+        (data / "models" / model.name).symlink_to(model.resolve())
+        os.environ["GHOSTPEN_DATA_DIR"], os.environ["GHOSTPEN_CONFIG_DIR"] = str(data), str(config)
+        try:
+            yield data, config
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
