@@ -5,11 +5,13 @@ window is shown."""
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
@@ -18,12 +20,20 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import LAUNCHED_AT
-from app.engine.errors import GhostpenError
+from app.engine.errors import GhostpenError, first_line, user_message
 from app.paths import log_path
 
 log = logging.getLogger("app")
 
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], None]
+
+# Qt's xcb plugin links this library, which Qt's wheels do not carry. Without it Qt aborts
+# the process (exit 134) with a message about its plugin; Ghostpen says what to install.
+XCB_CURSOR_LIBRARY = "libxcb-cursor.so.0"
+MISSING_XCB_CURSOR = (
+    "Ghostpen's window needs the system library libxcb-cursor0: install it with "
+    "`sudo apt install libxcb-cursor0` (Debian/Ubuntu) or `sudo dnf install xcb-util-cursor` "
+    "(Fedora), then start Ghostpen again.")
 
 
 def run_gui(args: list[str]) -> int:
@@ -33,6 +43,10 @@ def run_gui(args: list[str]) -> int:
     options, qt_args = parser.parse_known_args(args)
 
     existing = QApplication.instance()
+    if (existing is None and xcb_platform_expected(os.environ, qt_args)
+            and not can_load_library(XCB_CURSOR_LIBRARY)):
+        print(MISSING_XCB_CURSOR, file=sys.stderr)
+        return 2
     app = existing if isinstance(existing, QApplication) else QApplication(
         [sys.argv[0], *qt_args])
     app.setApplicationName("Ghostpen")
@@ -57,6 +71,28 @@ def run_gui(args: list[str]) -> int:
     return app.exec()
 
 
+def xcb_platform_expected(environ: Mapping[str, str], qt_args: Sequence[str]) -> bool:
+    """Qt will start its xcb (X11) plugin: on Linux with an X display, unless another platform
+    is asked for or a Wayland session is found (Qt tries Wayland before xcb then)."""
+    if not sys.platform.startswith("linux") or "-platform" in qt_args:
+        return False
+    if not environ.get("DISPLAY"):
+        return False
+    requested = environ.get("QT_QPA_PLATFORM", "")
+    if requested:  # "xcb", "wayland;xcb" (tried in order), "xcb:option=value"
+        return requested.split(";")[0].split(":")[0] == "xcb"
+    return not (environ.get("WAYLAND_DISPLAY") or environ.get("XDG_SESSION_TYPE") == "wayland")
+
+
+def can_load_library(name: str) -> bool:
+    """The dynamic loader finds and loads `name`, searching as it will for Qt's plugin."""
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
 def setup_logging(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +115,11 @@ def install_excepthook(path: Path) -> ExceptHook:
             sys.__excepthook__(kind, error, traceback)
             return
         log.error("unhandled error", exc_info=(kind, error, traceback))
-        message = one_line(error, path)
+        if isinstance(error, GhostpenError):
+            message = user_message(error, "Something went wrong")
+        else:
+            summary = first_line(f"{type(error).__name__}: {error}")
+            message = f"Something went wrong ({summary}). The details were written to {path}."
         app = QApplication.instance()
         on_gui_thread = threading.current_thread() is threading.main_thread()
         if app is not None and on_gui_thread and showing.acquire(blocking=False):
@@ -95,9 +135,3 @@ def install_excepthook(path: Path) -> ExceptHook:
                                           a.exc_traceback)
     return hook
 
-
-def one_line(error: BaseException, path: Path) -> str:
-    if isinstance(error, GhostpenError) and str(error):
-        return str(error).splitlines()[0]
-    summary = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-    return f"Something went wrong ({summary}). The details were written to {path}."

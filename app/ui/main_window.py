@@ -45,7 +45,7 @@ from app.ui.engines import (
     short_provider,
 )
 from app.ui.generation import GenerationController
-from app.ui.menus import WindowMenus
+from app.ui.menus import MenuCommands, WindowMenus
 from app.ui.model_dialog import ModelDialog
 from app.ui.notice import Notice
 from app.ui.presets import PresetStore
@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.panel_action.setText("&Sampling Panel")
         self.panel_action.setShortcut(QKeySequence("F9"))
         self.panel_action.setStatusTip("Show or hide the sampling settings")
-        self.menus = WindowMenus(self)
+        self.menus = WindowMenus(self, self._menu_commands())
         self.menus.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
         self.menus.device_group.triggered.connect(lambda a: self.set_device(a.data()))
 
@@ -215,6 +215,44 @@ class MainWindow(QMainWindow):
                                              "List every command and its keys")
         self.about_action = self._action("&About Ghostpen", "Shift+F1", self.show_about,
                                          "Version and licence")
+
+    def _menu_commands(self) -> MenuCommands:
+        suggest, panel = self.autocomplete, self.panel
+        return MenuCommands(
+            new_action=self.new_action, open_action=self.open_action,
+            save_action=self.save_action, save_as_action=self.save_as_action,
+            quit_action=self.quit_action,
+            recent_files=lambda: self.settings.get("recent_files"),
+            open_recent=self.document.open, clear_recent_action=self.clear_recent_action,
+            undo_action=self.undo_action, redo_action=self.redo_action,
+            cut_action=self.cut_action, copy_action=self.copy_action,
+            paste_action=self.paste_action, select_all_action=self.select_all_action,
+            generate_action=self.generate_action, stop_action=self.stop_action,
+            regenerate_action=self.regenerate_action, token_view_action=self.token_view_action,
+            alternatives_action=self.alternatives_action,
+            suggestions_action=suggest.toggle_action,
+            accept_suggestion_action=suggest.accept_action,
+            accept_word_action=suggest.accept_word_action,
+            next_suggestion_action=suggest.next_action,
+            previous_suggestion_action=suggest.previous_action,
+            suggestion_settings_action=suggest.settings_action,
+            preset_names=lambda: panel.presets.names(),
+            current_preset=panel.current_preset, select_preset=panel.select_preset,
+            save_preset_action=panel.save_preset_action,
+            rename_preset_action=panel.rename_preset_action,
+            delete_preset_action=panel.delete_preset_action,
+            revert_preset_action=panel.revert_preset_action,
+            import_presets_action=panel.import_presets_action,
+            export_preset_action=panel.export_preset_action,
+            lock_seed_action=panel.lock_seed_action,
+            panel_action=self.panel_action, distribution_action=self.distribution_action,
+            font_action=self.font_action, zoom_in_action=self.zoom_in_action,
+            zoom_out_action=self.zoom_out_action, zoom_reset_action=self.zoom_reset_action,
+            full_screen_action=self.full_screen_action,
+            models_action=self.models_action, reload_model_action=self.reload_model_action,
+            open_models_folder_action=self.open_models_folder_action,
+            shortcuts_action=self.shortcuts_action, about_action=self.about_action,
+        )
 
     def _make_status_bar(self) -> None:
         bar = self.statusBar()

@@ -17,11 +17,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, SignalInstance
 
-from app.engine.errors import GhostpenError
+from app.engine.errors import GhostpenError, user_message
 from app.engine.events import GenerationStats
 from app.engine.protocol import TextEngine
 from app.engine.sampling_params import SamplingParams
@@ -31,15 +31,38 @@ log = logging.getLogger(__name__)
 
 # Run order when several kinds wait: a model load first, then generation, then a suggestion
 # (someone is waiting for it), then the preview, then reading the text ahead of time.
-_KINDS = ("load", "generate", "suggest", "candidates", "warm")
+JobKind = Literal["load", "generate", "suggest", "candidates", "warm"]
+_KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "candidates", "warm")
 
 
 @dataclass
 class _Job:
-    kind: str
+    kind: JobKind
     request_id: int
     args: tuple[Any, ...]
     cancel: threading.Event = field(default_factory=threading.Event)
+
+
+FailureReport = Callable[[_Job, Exception, str], None]  # (job, error, one-line message)
+
+
+@dataclass(frozen=True)
+class _JobHandler:
+    """How one kind of job runs, and how its failure reaches the GUI."""
+
+    run: Callable[[_Job], None]
+    context: str  # what failed, in a person's words: the start of the one-line message
+    report_failure: FailureReport
+
+
+def _emit_for_request(signal: SignalInstance) -> FailureReport:
+    """Report a failure as `signal(request id, message)`."""
+    return lambda job, error, message: signal.emit(job.request_id, message)
+
+
+def _log_only(job: _Job, error: Exception, message: str) -> None:
+    """Reading ahead only lost a head start: the next request on the text says what is wrong."""
+    log.warning("%s", message)
 
 
 class EngineWorker(QThread):
@@ -64,6 +87,16 @@ class EngineWorker(QThread):
         self._quit = False
         self._last_id = 0
         self._engine: TextEngine | None = None  # touched on the worker thread only
+        self._handlers: dict[JobKind, _JobHandler] = {
+            "load": _JobHandler(self._run_load, "Could not load the model", self._load_failed),
+            "generate": _JobHandler(self._run_generate, "Generation failed",
+                                    _emit_for_request(self.generation_failed)),
+            "suggest": _JobHandler(self._run_suggest, "Suggestion failed",
+                                   _emit_for_request(self.suggestions_failed)),
+            "candidates": _JobHandler(self._run_candidates, "Preview failed",
+                                      _emit_for_request(self.candidates_failed)),
+            "warm": _JobHandler(self._run_warm, "Reading the text ahead failed", _log_only),
+        }
 
     # --- requests, from the GUI thread -------------------------------------------------------
 
@@ -134,7 +167,7 @@ class EngineWorker(QThread):
         if self._running is not None and self._running.kind in kinds:
             self._running.cancel.set()
 
-    def _submit(self, kind: str, args: tuple[Any, ...]) -> int:
+    def _submit(self, kind: JobKind, args: tuple[Any, ...]) -> int:
         self._last_id += 1
         self._pending[kind] = _Job(kind, self._last_id, args)
         if not self.isRunning() and not self._quit:
@@ -155,23 +188,31 @@ class EngineWorker(QThread):
                     job = self._pending.pop(next(k for k in _KINDS if k in self._pending))
                     self._running = job
                 try:
-                    getattr(self, f"_run_{job.kind}")(job)
+                    self._run_job(job)
                 finally:
                     with self._wake:
                         self._running = None
         finally:
             self._close_engine()
 
+    def _run_job(self, job: _Job) -> None:
+        """Run `job`'s handler; an exception it raises becomes its kind's failure report."""
+        handler = self._handlers[job.kind]
+        try:
+            handler.run(job)
+        except Exception as error:
+            if not isinstance(error, GhostpenError):  # a bug: its traceback goes to the log
+                log.error("%s", handler.context, exc_info=error)
+            handler.report_failure(job, error, user_message(error, handler.context))
+
     def _run_load(self, job: _Job) -> None:
         (factory,) = job.args
         self._close_engine()
-        try:
-            self._engine = factory()
-        except Exception as error:
-            self.engine_failed.emit(_one_line(error, "Could not load the model"),
-                                    isinstance(error, NoModelError))
-            return
+        self._engine = factory()
         self.engine_loaded.emit(self._engine.info)
+
+    def _load_failed(self, job: _Job, error: Exception, message: str) -> None:
+        self.engine_failed.emit(message, isinstance(error, NoModelError))
 
     def _run_generate(self, job: _Job) -> None:
         prompt, params = job.args
@@ -186,9 +227,6 @@ class EngineWorker(QThread):
                 if job.cancel.is_set():
                     break
                 self.token_generated.emit(job.request_id, event)
-        except Exception as error:
-            self.generation_failed.emit(job.request_id, _one_line(error, "Generation failed"))
-            return
         finally:
             close = getattr(events, "close", None)
             if close is not None:
@@ -201,11 +239,7 @@ class EngineWorker(QThread):
     def _run_suggest(self, job: _Job) -> None:
         if self._engine is None or job.cancel.is_set():
             return
-        try:
-            suggestions = self._engine.suggest(*job.args, cancel=job.cancel)
-        except Exception as error:
-            self.suggestions_failed.emit(job.request_id, _one_line(error, "Suggestion failed"))
-            return
+        suggestions = self._engine.suggest(*job.args, cancel=job.cancel)
         if not job.cancel.is_set():
             self.suggestions_ready.emit(job.request_id, suggestions)
 
@@ -213,23 +247,15 @@ class EngineWorker(QThread):
         prompt, params, top_n = job.args
         if self._engine is None:
             return
-        try:
-            candidates = self._engine.candidates(prompt, params, top_n)
-            n_tokens = self._engine.count_tokens(prompt)
-        except Exception as error:
-            self.candidates_failed.emit(job.request_id, _one_line(error, "Preview failed"))
-            return
+        candidates = self._engine.candidates(prompt, params, top_n)
+        n_tokens = self._engine.count_tokens(prompt)
         self.candidates_ready.emit(job.request_id, candidates, n_tokens)
 
     def _run_warm(self, job: _Job) -> None:
         prompt, room = job.args
         if self._engine is None:
             return
-        try:
-            n_tokens = self._engine.warm(prompt, room, job.cancel)
-        except Exception as error:  # only a head start was lost; the next request says why
-            log.warning("%s", _one_line(error, "Reading the text ahead failed"))
-            return
+        n_tokens = self._engine.warm(prompt, room, job.cancel)
         self.warmed.emit(job.request_id, n_tokens)
 
     def _close_engine(self) -> None:
@@ -240,10 +266,3 @@ class EngineWorker(QThread):
             except Exception:
                 log.exception("engine.close() failed")
 
-
-def _one_line(error: BaseException, context: str) -> str:
-    """A GhostpenError already speaks to the user; anything else is a bug: log it, summarise."""
-    if isinstance(error, GhostpenError):
-        return str(error).splitlines()[0] if str(error) else context + "."
-    log.error("%s", context, exc_info=error)
-    return f"{context}: {type(error).__name__}: {error}".splitlines()[0] + " (details in the log)"

@@ -102,3 +102,48 @@ def test_a_failed_load_is_reported(qtbot: QtBot, worker: EngineWorker) -> None:
     with qtbot.waitSignal(worker.engine_failed, timeout=5000) as blocker:
         worker.load(fail)
     assert blocker.args == ["model.onnx is missing from gpt2; convert the model again.", False]
+
+
+class EngineThatFailsEverywhere(FakeEngine):
+    """Every request but loading raises the same bug."""
+
+    def suggest(self, *args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("shape mismatch")
+
+    def candidates(self, *args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("shape mismatch")
+
+    def warm(self, *args: object, **kwargs: object) -> int:
+        raise RuntimeError("shape mismatch")
+
+
+def test_each_request_reports_its_own_failure_in_one_line(
+        qtbot: QtBot, worker: EngineWorker, caplog: pytest.LogCaptureFixture) -> None:
+    load(qtbot, worker, EngineThatFailsEverywhere())
+    params = SamplingParams()
+    with qtbot.waitSignal(worker.suggestions_failed, timeout=5000) as suggestion:
+        asked = worker.suggest("a", params, 2, 8, True)
+    assert suggestion.args == [asked, "Suggestion failed: RuntimeError: shape mismatch "
+                                      "(details in the log)"]
+    with qtbot.waitSignal(worker.candidates_failed, timeout=5000) as preview:
+        asked = worker.request_candidates("a", params)
+    assert preview.args == [asked, "Preview failed: RuntimeError: shape mismatch "
+                                   "(details in the log)"]
+    # Reading ahead has no one waiting for it: its failure is only logged, and the worker goes on.
+    worker.warm("a", 10)
+    qtbot.waitUntil(lambda: "Reading the text ahead failed: RuntimeError" in caplog.text,
+                    timeout=5000)
+    with qtbot.waitSignal(worker.generation_finished, timeout=5000):
+        worker.generate("a", SamplingParams(max_new_tokens=1))
+
+
+def test_a_bug_while_loading_is_a_load_failure_not_a_missing_model(
+        qtbot: QtBot, worker: EngineWorker, caplog: pytest.LogCaptureFixture) -> None:
+    def fail() -> FakeEngine:
+        raise OSError("libonnxruntime.so: cannot open shared object file")
+
+    with qtbot.waitSignal(worker.engine_failed, timeout=5000) as blocker:
+        worker.load(fail)
+    assert blocker.args == ["Could not load the model: OSError: libonnxruntime.so: cannot open "
+                            "shared object file (details in the log)", False]
+    assert "Traceback" in caplog.text
