@@ -28,8 +28,8 @@ NAME = "ghostpen"
 EXCLUDED = ["torch", "transformers", "tests", "pytest", "hypothesis", "tkinter", "matplotlib",
             "IPython", "pandas", "scipy", "sympy", "PyQt5", "PyQt6", "PySide2",
             "onnxruntime.transformers", "onnxruntime.quantization", "onnxruntime.tools",
-            # model_store downloads over plain HTTP(S); the Xet transfer backend is not used.
-            # (checked by running the model-store tests with these modules blocked).
+            # hub_download downloads over plain HTTP(S); the Xet transfer backend is not used.
+            # (checked by running the download tests with these modules blocked).
             "hf_xet", "pydantic", "pydantic_core",
             "PySide6.QtNetwork", "PySide6.QtQml", "PySide6.QtQuick"]
 # Bundled pieces the app does not use: Qt's own UI translations (the app is English).

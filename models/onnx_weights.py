@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.errors import ModelLoadError
+from app.engine.model_files import find_onnx
 
 # ONNX TensorProto.DataType values it reads; numpy has no bfloat16, so BF16 is read as its raw
 # uint16 bits, as for safetensors. The names of the others, for the message that refuses them.
@@ -40,8 +41,6 @@ _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 def export_file(folder: Path) -> Path | None:
     """The ONNX file the app would run from `folder`, or None when it holds none."""
-    from app.engine.loader import find_onnx
-
     try:
         return find_onnx(folder)
     except ModelLoadError:

@@ -18,6 +18,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own settings, data and Hugging Face folders (tmp_path/config, tmp_path/data,
+    tmp_path/hf), so that nothing reads or writes the person's own; the real engine, not the
+    fake one a parent process may have asked for."""
+    monkeypatch.setenv("GHOSTPEN_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("GHOSTPEN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("GHOSTPEN_FAKE_ENGINE", raising=False)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """make(preset, precision=None) -> a checkpoint folder, or a converted model folder."""

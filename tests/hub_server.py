@@ -12,8 +12,9 @@ It answers what huggingface_hub 2.4 asks (read from its file_download.py):
   and answered 404, so a test can assert it was never asked.
 
 Faults for the tests: drop the connection after N bytes of a file's body, answer a status
-instead, or trickle an LFS body slowly. Both servers stop when the test ends, and on their own
-after `lifetime_s` in any case.
+instead, or trickle an LFS body slowly; announce another ETag, size or commit for a file than
+its own (a mirror's ETag that is no hash, a hostile one that is a path, a wrong size, none).
+Both servers stop when the test ends, and on their own after `lifetime_s` in any case.
 """
 
 from __future__ import annotations
@@ -108,17 +109,20 @@ class _Handler(BaseHTTPRequestHandler):
         if blob is None:
             self._status(404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": hub.commit})
             return
+        commit = hub.commits.get(filename, hub.commit)
         if filename in LFS_FILES:
             self.send_response(302)
             self.send_header("Location", f"{hub.cdn_endpoint}/blobs/{blob.sha256}")
-            self.send_header("X-Repo-Commit", hub.commit)
-            self.send_header("X-Linked-Etag", f'"{blob.sha256}"')
-            self.send_header("X-Linked-Size", str(len(blob.data)))
+            self.send_header("X-Repo-Commit", commit)
+            self.send_header("X-Linked-Etag", f'"{hub.etags.get(filename, blob.sha256)}"')
+            size = hub.sizes.get(filename, len(blob.data))
+            if size is not None:
+                self.send_header("X-Linked-Size", str(size))
             self.send_header("ETag", f'"{hashlib.sha1(blob.sha256.encode()).hexdigest()}"')
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self._send_file(blob, body, {"X-Repo-Commit": hub.commit})
+        self._send_file(blob, body, {"X-Repo-Commit": commit})
 
     def _status(self, code: int, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -148,9 +152,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         etag = blob.sha256 if blob.filename in LFS_FILES else blob.git_sha1
+        size: int | None = len(data) - start
+        if not body and blob.filename not in LFS_FILES:  # a HEAD on the hub: what it announces
+            etag = hub.etags.get(blob.filename, etag)
+            size = hub.sizes.get(blob.filename, size)
         self.send_header("ETag", f'"{etag}"')
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
+        if size is not None:
+            self.send_header("Content-Length", str(size))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -185,6 +194,11 @@ class FakeHub:
         # N) sends 16 wrong bytes at offset N.
         self.faults: dict[str, list[tuple[str, int]]] = {}
         self.honour_range = True  # False: answer 200 and the whole file, as some CDNs do
+        # filename -> what a HEAD announces instead of the file's own: its ETag (a hash the
+        # client checks), its size (None: no size at all), the commit it belongs to.
+        self.etags: dict[str, str] = {}
+        self.sizes: dict[str, int | None] = {}
+        self.commits: dict[str, str] = {}
         self.trickle_s = 0.0  # pause after every 64 KiB of an LFS body
         self._lock = threading.Lock()
         self._hub = _Server(self, "hub")
@@ -284,5 +298,5 @@ def go_online(hub: FakeHub, monkeypatch: object, hf_home: Path) -> None:
     monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                         hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
-    # Restored after the test: app.model_store sets it on each download.
+    # Restored after the test: app.hub_download sets it on each download.
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", constants.HF_HUB_DISABLE_TELEMETRY)

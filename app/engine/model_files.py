@@ -8,12 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from app.engine.errors import ModelLoadError
 
 MANIFEST = "manifest.json"
+# A Hugging Face checkpoint's weights: one file, or the index transformers' save_pretrained
+# writes beside model-0000N-of-0000M.safetensors when a checkpoint is over its shard size (5 GB:
+# a fine-tuned gpt2-xl in float32). Named here, in the engine's file format, because both the
+# loader (to tell a checkpoint from a model) and the converter (to read it) need them.
+CHECKPOINT_WEIGHTS = "model.safetensors"
+SHARD_INDEX = "model.safetensors.index.json"
+# The graph file names of the ONNX exports the loader runs as they are, most specific first.
+FOREIGN_NAMES = ("model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx",
+                 "model_quantized.onnx")
 MANIFEST_FORMAT = "ghostpen-model"
 MANIFEST_VERSION = 1
 
@@ -43,12 +52,17 @@ class Manifest:
         }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_file(path: Path, digest: Any) -> str:
+    """Feed `path` to a hashlib `digest` in 1 MiB blocks (model files run to gigabytes) and
+    return its hex digest."""
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
+
+
+def sha256_of(path: Path) -> str:
+    return hash_file(path, hashlib.sha256())
 
 
 def describe_files(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -58,6 +72,22 @@ def describe_files(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2) + "\n", "utf-8")
+
+
+def is_inside(folder: Path, name: object) -> bool:
+    """Whether `name`, a file name read from a file or a server, names something inside `folder`:
+    relative (on any system), no `..` part, and not leading out through a link. Such names are
+    joined to a folder; unchecked, `../../x` or an absolute path would read or write elsewhere."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        return False
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            return False
+    try:
+        root = folder.resolve()
+        return (root / name).resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
+        return False
 
 
 def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
@@ -89,6 +119,9 @@ def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
     except (KeyError, TypeError, ValueError) as error:
         raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error
     for name, entry in manifest.files.items():
+        if not is_inside(folder, name):
+            raise ModelLoadError(f"{path} names {name!r}, which is not a file in {folder}; "
+                                 "convert or download the model again.")
         file = folder / name
         if not file.exists():
             raise ModelLoadError(f"{file} is missing; convert or download the model again.")
@@ -102,3 +135,24 @@ def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
             raise ModelLoadError(f"{file} does not match its sha256 in the manifest: it is "
                                  "corrupt; convert or download the model again.")
     return manifest
+
+
+def has_checkpoint_weights(folder: Path) -> bool:
+    """Whether `folder` holds safetensors weights, in one file or in shards."""
+    return (folder / CHECKPOINT_WEIGHTS).exists() or (folder / SHARD_INDEX).exists()
+
+
+def find_onnx(folder: Path) -> Path:
+    """The ONNX graph to run from `folder` (or its onnx/ subfolder, as optimum lays it out)."""
+    for base in (folder, folder / "onnx"):
+        for name in FOREIGN_NAMES:
+            if (base / name).exists():
+                return base / name
+    found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("onnx/*.onnx"))
+    if found:
+        return found[0]
+    if has_checkpoint_weights(folder):
+        raise ModelLoadError(f"{folder} is a checkpoint, not a converted model; convert it with "
+                             f"`python -m models.export {folder} OUT` or Models → Add from folder.")
+    raise ModelLoadError(f"{folder} holds no model.onnx; choose a Ghostpen model folder or an "
+                         "ONNX GPT-2 export.")

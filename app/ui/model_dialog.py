@@ -35,9 +35,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import model_store
+from app import hub_download, model_store
 from app.engine.errors import GhostpenError
-from app.model_store import GPT2_FAMILY, HubModel, InstalledModel
+from app.hub_download import GPT2_FAMILY, HubModel
+from app.model_store import InstalledModel
 from app.paths import models_dir
 from app.ui.model_tasks import ModelJobs, ProgressPanel
 
@@ -103,7 +104,7 @@ class DownloadChooser(QDialog):
 
     def chosen(self) -> tuple[HubModel, str]:
         repo_id = self.models.currentItem().data(Qt.ItemDataRole.UserRole)
-        entry = model_store.catalogue_entry(repo_id)
+        entry = hub_download.catalogue_entry(repo_id)
         assert entry is not None
         return entry, str(self.precision.currentData())
 

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import model_store
-from app.engine.errors import GhostpenError
+from app import hub_download, model_store
+from app.engine.errors import GhostpenError, user_message
 from app.model_store import Cancelled, InstalledModel, ProgressCallback, TaskProgress
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,10 @@ class ModelTask(QThread):
         except Cancelled:
             self.outcome = ("cancelled", None)
             self.cancelled.emit()
-        except GhostpenError as error:
-            self.outcome = ("failed", " ".join(str(error).split()))
-            self.failed.emit(self.outcome[1])
-        except Exception as error:  # a bug or an unexpected library error: still one line
-            log.exception("%s failed", self.title)
-            self.outcome = ("failed", f"{self.title} failed: {type(error).__name__}: "
-                                      f"{' '.join(str(error).split())[:200]}")
+        except Exception as error:
+            if not isinstance(error, GhostpenError):  # a bug or a library's surprise
+                log.exception("%s failed", self.title)
+            self.outcome = ("failed", user_message(error, f"{self.title} failed"))
             self.failed.emit(self.outcome[1])
         else:
             self.outcome = ("installed", model)
@@ -185,11 +182,11 @@ class ModelJobs(QObject):
     def download(self, repo_id: str, precision: str | None = None) -> bool:
         """Start downloading and converting `repo_id`; False when a job is running already."""
         chosen = precision or self.precision()
-        entry = model_store.catalogue_entry(repo_id)
+        entry = hub_download.catalogue_entry(repo_id)
         label = entry.label if entry else repo_id
         root = self.root
         return self._start(f"Downloading {label}", lambda progress, cancel: (
-            model_store.download_and_convert(repo_id, chosen, progress, cancel, root=root)))
+            hub_download.download_and_convert(repo_id, chosen, progress, cancel, root=root)))
 
     def add_folder(self, folder: Path, precision: str | None = None) -> bool:
         chosen = precision or self.precision()

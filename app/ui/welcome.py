@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app import model_store
+from app import hub_download, model_store
 from app.model_store import InstalledModel
 from app.ui.model_dialog import error_label
 from app.ui.model_tasks import ModelJobs, ProgressPanel
@@ -32,7 +32,7 @@ class WelcomeWidget(QWidget):
                  root: Path | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Welcome")
-        entry = model_store.catalogue_entry(WELCOME_MODEL)
+        entry = hub_download.catalogue_entry(WELCOME_MODEL)
         assert entry is not None
         self.entry = entry
         heading = QLabel("<h2>Welcome to Ghostpen</h2>", self)

@@ -30,11 +30,9 @@ DIALOGS = [
 
 
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GHOSTPEN_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("GHOSTPEN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("GHOSTPEN_FAKE_ENGINE", raising=False)
-    return tmp_path
+def own_folders(isolated_dirs: Path) -> Path:
+    """Every GUI test in its own folders (isolated_dirs, tests/conftest.py)."""
+    return isolated_dirs
 
 
 class Answers:
