@@ -113,7 +113,7 @@ class ForeignRunner:
         self.n_positions = n_positions
         self.fallback_reason = fallback_reason
         self.provider: str = session.get_providers()[0]  # type: ignore[attr-defined]
-        self._mask_dtype = np.int64
+        self._mask_dtype: type = np.int64
         for i in session.get_inputs():  # type: ignore[attr-defined]
             if i.name == "attention_mask":
                 self._mask_dtype = _ORT_TYPES.get(i.type, np.int64)
@@ -124,7 +124,7 @@ class ForeignRunner:
 
     def new_cache(self, batch: int = 1) -> ForeignCache:
         c = self.contract
-        empty = np.zeros((batch, c.n_head, 0, c.head_dim), c.cache_dtype)
+        empty: np.ndarray = np.zeros((batch, c.n_head, 0, c.head_dim), c.cache_dtype)
         return ForeignCache([empty] * c.n_layer, [empty] * c.n_layer, self.n_positions)
 
     def forward(self, ids: np.ndarray, cache: ForeignCache, keep: int = 1) -> np.ndarray:

@@ -4,7 +4,7 @@
 prompt, running only the tokens past the longest prefix it already holds, then samples, feeds
 and yields one token at a time, checking `cancel` between tokens. Text that could still turn into
 a stop string or a banned string is held back; a banned string is undone by rewinding the cache
-to where it began and forbidding the token that began it there.
+(and Mirostat's mu) to where it began and forbidding the token that began it there.
 
 Shapes: V vocab.
 """
@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Generic
 
 import numpy as np
 
 from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
-from app.engine.kv_cache import KVCache
+from app.engine.runner_protocol import CacheT, Runner
 from app.engine.sampling import (
     MirostatState,
     SamplerContext,
@@ -87,6 +88,7 @@ class _Pending:
     p: float
     alternatives: tuple[Alternative, ...]
     logits_before: np.ndarray  # [V] the logits it was drawn from
+    mu_before: float | None  # Mirostat's mu before its draw; None without Mirostat
 
 
 @dataclass
@@ -100,14 +102,15 @@ class _Run:
     emitted_chars: int = 0  # length of their text
     text: str = ""
     banned_at: dict[int, set[int]] = field(default_factory=dict)
+    mirostat: MirostatState | None = None  # carried from one token to the next
 
 
-class Generator:
-    def __init__(self, runner: object, tokenizer: Tokenizer) -> None:
+class Generator(Generic[CacheT]):
+    def __init__(self, runner: Runner[CacheT], tokenizer: Tokenizer) -> None:
         self.runner = runner
         self.tokenizer = tokenizer
-        self.n_ctx: int = runner.n_ctx  # type: ignore[attr-defined]
-        self.cache: KVCache = runner.new_cache()  # type: ignore[attr-defined]
+        self.n_ctx = runner.n_ctx
+        self.cache = runner.new_cache()
         self.last_stats = GenerationStats()
         self.reused_tokens = 0  # of the last feed(): tokens the cache already held
         self.reuse_prefix = True  # off only to measure what prefix reuse saves
@@ -144,14 +147,14 @@ class Generator:
             if cancel is not None and cancel.is_set():
                 return None
             chunk = list(ids[start : start + PREFILL_CHUNK])
-            logits = self.runner.forward(np.array([chunk]), cache)[0, -1]  # type: ignore[attr-defined]
+            logits = self.runner.forward(np.array([chunk]), cache)[0, -1]
             cache.tokens.extend(chunk)
         self.reused_tokens = reuse
         assert logits is not None
         return logits.copy()
 
     def _step(self, token_id: int) -> np.ndarray:
-        logits = self.runner.forward(np.array([[token_id]]), self.cache)[0, -1]  # type: ignore[attr-defined]
+        logits = self.runner.forward(np.array([[token_id]]), self.cache)[0, -1]
         self.cache.tokens.append(token_id)
         return logits.copy()
 
@@ -177,13 +180,12 @@ class Generator:
             stats.stop_reason = "cancelled"
             return
         rng = np.random.default_rng(params.seed)
-        mirostat = MirostatState.initial(params) if params.mirostat == 2 else None
         breakers = self._breaker_ids(params.dry_sequence_breakers)
         watched = (*params.stop_strings, *params.banned_strings)
         history = np.zeros(len(window) + params.max_new_tokens, np.int64)
         history[: len(window)] = window
         base = len(window)
-        run = _Run()
+        run = _Run(mirostat=_new_mirostat(params))
         decoder = IncrementalDecoder(self.tokenizer)
         decode_started = time.perf_counter()
 
@@ -199,7 +201,8 @@ class Generator:
             position = len(run.tokens)
             ctx = SamplerContext(history=history[: base + position], dry_breaker_ids=breakers,
                                  banned_ids=frozenset(run.banned_at.get(position, ())))
-            token = sample_next_token(logits, params, ctx, rng, mirostat)
+            mu_before = run.mirostat.mu if run.mirostat is not None else None
+            token = sample_next_token(logits, params, ctx, rng, run.mirostat)
             alt_ids, alt_probs, p_token = model_probabilities(logits, n_alternatives, token)
             alternatives = tuple(Alternative(int(i), self.tokenizer.token_text(int(i)), float(p))
                                  for i, p in zip(alt_ids, alt_probs, strict=True))
@@ -208,7 +211,7 @@ class Generator:
                 finish("eos")
                 return
             run.tokens.append(token)
-            run.pending.append(_Pending(token, p_token, alternatives, logits))
+            run.pending.append(_Pending(token, p_token, alternatives, logits, mu_before))
             piece = decoder.push(token)
             run.pieces.append(piece)
             run.text += piece
@@ -276,8 +279,9 @@ class Generator:
 
     def _undo_from(self, run: _Run, char_index: int, base: int) -> tuple[np.ndarray,
                                                                      IncrementalDecoder] | None:
-        """Take back the tokens from the one where a banned string begins; None if it was
-        already handed out or has been retried too often."""
+        """Take back the tokens from the one where a banned string begins, and what their
+        draws taught Mirostat; None if it was already handed out or has been retried too
+        often."""
         offset, index = 0, 0
         while index < len(run.pieces) and offset + len(run.pieces[index]) <= char_index:
             offset += len(run.pieces[index])
@@ -289,7 +293,10 @@ class Generator:
         if len(banned) >= MAX_BAN_RETRIES:
             return None
         banned.add(run.tokens[index])
-        logits = run.pending[index - first_pending].logits_before
+        first_undone = run.pending[index - first_pending]
+        if run.mirostat is not None and first_undone.mu_before is not None:
+            run.mirostat.mu = first_undone.mu_before
+        logits = first_undone.logits_before
         del run.tokens[index:], run.pieces[index:], run.pending[index - first_pending :]
         run.text = "".join(run.pieces)
         self.cache.rewind(base + index)
@@ -331,8 +338,11 @@ class Generator:
         base = len(window)
         breakers = self._breaker_ids(params.dry_sequence_breakers)
         ctx = SamplerContext(history=history[0, :base], dry_breaker_ids=breakers)
-        shaped = apply_sampler_chain(logits, params, ctx, rng)
-        first = [sample_next_token(logits, params, ctx, rng)]
+        # Each row is a generation of its own: its own Mirostat mu, learnt from its own draws.
+        # Rows 1.. start from a fresh mu: their first tokens are picked, not drawn.
+        mirostats = [_new_mirostat(params) for _ in range(rows)]
+        shaped = apply_sampler_chain(logits, params, ctx, rng, mirostats[0])
+        first = [sample_next_token(logits, params, ctx, rng, mirostats[0])]
         kept = np.flatnonzero(np.isfinite(shaped))
         kept = kept[np.argsort(-shaped[kept])]
         first += [int(t) for t in kept if int(t) != first[0]][: rows - 1]
@@ -370,13 +380,14 @@ class Generator:
                 return []
             if self.cache.pos >= self.n_ctx:
                 break
-            batch_logits = self.runner.forward(step_ids, self.cache)[:, -1]  # type: ignore[attr-defined]
+            batch_logits = self.runner.forward(step_ids, self.cache)[:, -1]
             for row in range(rows):
                 if done[row]:
                     continue
                 row_ctx = SamplerContext(history=history[row, : base + len(tokens[row])],
                                          dry_breaker_ids=breakers)
-                token = sample_next_token(batch_logits[row], params, row_ctx, rng)
+                token = sample_next_token(batch_logits[row], params, row_ctx, rng,
+                                          mirostats[row])
                 take(row, token, model_probabilities(batch_logits[row], 0, token)[2])
                 step_ids[row, 0] = token
         # Row 0 of the cache holds the window and the first alternative's tokens as far as they
@@ -409,6 +420,11 @@ class Generator:
         ids, _ = top_alternatives(model, top_n)
         return [Candidate(int(i), self.tokenizer.token_text(int(i)), float(model[i]),
                           float(final[i]), bool(final[i] > 0)) for i in ids]
+
+
+def _new_mirostat(params: SamplingParams) -> MirostatState | None:
+    """A generation's Mirostat state at its start; None when Mirostat is off."""
+    return MirostatState.initial(params) if params.mirostat else None
 
 
 def _find_any(text: str, needles: Sequence[str], start: int) -> int | None:

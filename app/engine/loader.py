@@ -10,29 +10,9 @@ import numpy as np
 
 from app.engine.errors import ModelLoadError
 from app.engine.foreign_runner import ForeignRunner, detect_contract
-from app.engine.model_files import MANIFEST, read_manifest
+from app.engine.model_files import MANIFEST, find_onnx, read_manifest
 from app.engine.runner import GraphShape, ModelRunner, create_session, default_threads
-
-Runner = ModelRunner | ForeignRunner
-FOREIGN_NAMES = ("model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx",
-                 "model_quantized.onnx")
-
-
-def find_onnx(folder: Path) -> Path:
-    for base in (folder, folder / "onnx"):
-        for name in FOREIGN_NAMES:
-            if (base / name).exists():
-                return base / name
-    found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("onnx/*.onnx"))
-    if found:
-        return found[0]
-    from models.checkpoint import has_weights  # what the converter reads
-
-    if has_weights(folder):
-        raise ModelLoadError(f"{folder} is a checkpoint, not a converted model; convert it with "
-                             f"`python -m models.export {folder} OUT` or Models → Add from folder.")
-    raise ModelLoadError(f"{folder} holds no model.onnx; choose a Ghostpen model folder or an "
-                         "ONNX GPT-2 export.")
+from app.engine.runner_protocol import Runner
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -47,7 +27,7 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def load_runner(folder: Path, device: str = "auto", threads: int | None = None,
-                verify: bool = False) -> Runner:
+                verify: bool = False) -> Runner[Any]:
     """Open the model in `folder` on the best provider; every failure is one ModelLoadError."""
     folder = Path(folder)
     if not folder.is_dir():

@@ -9,7 +9,8 @@ DEVICE_PROVIDERS = {
     "directml": "DmlExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
-DEVICES = ("auto", "cuda", "directml", "cpu")
+# What a person can ask for, in the order the Device menu and `--device` list them.
+DEVICES = ("auto", "cpu", "cuda", "directml")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.engine.errors import ModelLoadError
+from app.engine.errors import ModelLoadError, first_line
 from app.engine.kv_cache import KVCache
 from app.engine.providers import choose_providers
 
@@ -67,19 +67,15 @@ def create_session(path: Path, device: str, threads: int | None) -> tuple[object
         except Exception as error:  # a provider that fails to start must not stop the app
             if provider == "CPUExecutionProvider" or index == len(choice.providers) - 1:
                 raise ModelLoadError(_describe_load_failure(path, error)) from error
-            reason = f"{provider} failed to start ({_first_line(error)}); running on CPU."
+            why = first_line(error) or type(error).__name__
+            reason = f"{provider} failed to start ({why}); running on CPU."
             continue
         running = session.get_providers()[0]
         if running != provider:
-            why = f" ({_first_line(caught[0].message)})" if caught else ""
+            why = f" ({first_line(caught[0].message)})" if caught else ""
             reason = f"{provider} failed to start{why}; running on CPU."
         return session, reason
     raise AssertionError("unreachable: CPU is always the last provider")
-
-
-def _first_line(message: object) -> str:
-    text = str(message).strip()
-    return text.splitlines()[0][:160] if text else "no reason given"
 
 
 def _describe_load_failure(path: Path, error: Exception) -> str:
@@ -90,8 +86,8 @@ def _describe_load_failure(path: Path, error: Exception) -> str:
     if "protobuf" in text.lower() or "parsing" in text.lower() or "load model" in text.lower():
         return f"{path} is not a readable ONNX file (truncated or corrupt); convert or " \
                "download the model again."
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return f"{path} could not be loaded by onnxruntime ({first[:200]}); convert it again."
+    summary = first_line(text) or type(error).__name__
+    return f"{path} could not be loaded by onnxruntime ({summary}); convert it again."
 
 
 class ModelRunner:

@@ -19,7 +19,7 @@ from pathlib import Path
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as _HFTokenizer
 
-from app.engine.errors import ModelLoadError
+from app.engine.errors import ModelLoadError, first_line
 
 
 def _resources_dir() -> Path:
@@ -227,9 +227,8 @@ def _load(read: Callable[[], _HFTokenizer], folder: Path) -> _HFTokenizer:
     try:
         return read()
     except Exception as error:  # the library raises plain Exception with multi-line text
-        first_line = (str(error).strip().splitlines() or [""])[0]
         raise ModelLoadError(
-            f"Cannot read the tokenizer in {folder} ({first_line}); replace it with the "
+            f"Cannot read the tokenizer in {folder} ({first_line(error)}); replace it with the "
             "tokenizer.json, or vocab.json and merges.txt, of a GPT-2 model."
         ) from error
 

@@ -16,9 +16,9 @@ from typing import cast
 from app import model_store
 from app.engine.errors import GhostpenError
 from app.engine.protocol import TextEngine
+from app.engine.providers import DEVICES as DEVICES  # the Device menu's choices, in its order
 
-EngineFactory = Callable[[str], TextEngine]  # device (auto|cpu|cuda|directml) -> engine
-DEVICES = ("auto", "cpu", "cuda", "directml")
+EngineFactory = Callable[[str], TextEngine]  # device (one of DEVICES) -> engine
 DEVICE_LABELS = {"auto": "&Automatic", "cpu": "&CPU", "cuda": "CU&DA (NVIDIA)",
                  "directml": "&DirectML (Windows)"}
 

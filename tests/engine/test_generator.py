@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import app.engine.generator as generator_module
 from app.engine.engine import Engine, load_engine
 from app.engine.events import TokenEvent
 from app.engine.generator import context_window, ends_sentence
+from app.engine.sampling import MirostatState, SamplerContext
 from app.engine.sampling_params import GREEDY, SamplingParams
 
 PROMPT = "The lighthouse keeper climbed the stairs"
@@ -208,3 +212,83 @@ def test_reading_ahead_leaves_the_next_suggestion_only_the_typed_keys(
     cold = load_engine(tiny_model, device="cpu")  # without reading ahead: the whole document
     assert cold.suggest(document + " and", SamplingParams(seed=3), 3, 8)
     assert cold.last_stats.reused_tokens == 0
+
+
+# --- Mirostat ---------------------------------------------------------------------------------
+
+MIROSTAT = SamplingParams(mirostat=2, seed=4, max_new_tokens=30)
+
+
+@dataclass
+class Draw:
+    """One call of the sampler, as the generator made it."""
+
+    row_start: int  # address of the history row: which suggestion row drew
+    position: int  # tokens of context before the draw (prompt + generated)
+    banned_ids: frozenset[int]
+    mu_before: float
+    mu_after: float
+
+
+def record_draws(monkeypatch: pytest.MonkeyPatch) -> list[Draw]:
+    """Every Mirostat draw the generator makes from now on; the real sampler still draws."""
+    draws: list[Draw] = []
+    sample_next_token = generator_module.sample_next_token
+
+    def recording(logits: np.ndarray, params: SamplingParams, ctx: SamplerContext,
+                  rng: np.random.Generator, mirostat: MirostatState | None = None) -> int:
+        assert mirostat is not None
+        mu_before = mirostat.mu
+        token = sample_next_token(logits, params, ctx, rng, mirostat)
+        draws.append(Draw(ctx.history.ctypes.data, len(ctx.history), ctx.banned_ids, mu_before,
+                          mirostat.mu))
+        return token
+
+    monkeypatch.setattr(generator_module, "sample_next_token", recording)
+    return draws
+
+
+def test_suggestions_work_with_mirostat(engine: Engine) -> None:
+    suggestions = engine.suggest(PROMPT, MIROSTAT, n_alternatives=3, max_tokens=8)
+    assert len(suggestions) == 3
+    assert len({s.events[0].token_id for s in suggestions}) == 3
+    assert all(1 <= len(s.events) <= 8 for s in suggestions)
+
+
+def test_a_one_row_mirostat_suggestion_writes_what_generate_writes(engine: Engine) -> None:
+    # Mirostat's mu carried from token to token exactly as in generate, so the same seed
+    # gives the same tokens.
+    generated = list(engine.generate(PROMPT, MIROSTAT.replace(max_new_tokens=8)))
+    (suggestion,) = engine.suggest(PROMPT, MIROSTAT, n_alternatives=1, max_tokens=8)
+    assert [e.token_id for e in suggestion.events] == [e.token_id for e in generated]
+
+
+def test_each_suggestion_row_has_its_own_mirostat_mu(engine: Engine,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = record_draws(monkeypatch)
+    engine.suggest(PROMPT, MIROSTAT, n_alternatives=3, max_tokens=8)
+    rows: dict[int, list[Draw]] = {}
+    for draw in draws:
+        rows.setdefault(draw.row_start, []).append(draw)
+    assert len(rows) == 3
+    initial = MirostatState.initial(MIROSTAT).mu
+    first_draws = [row[0].mu_before for row in rows.values()]
+    assert first_draws == [initial] * 3  # rows 1.. start fresh: their first tokens were picked
+    for row in rows.values():  # each draw starts from the mu its own row's last draw left
+        assert [d.mu_before for d in row[1:]] == [d.mu_after for d in row[:-1]]
+
+
+def test_undoing_a_banned_string_also_undoes_what_mirostat_learnt_from_it(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    free = text_of(list(engine.generate(PROMPT, MIROSTAT)))
+    banned = free.split()[2]  # a word this seed writes
+    draws = record_draws(monkeypatch)
+    text = text_of(list(engine.generate(PROMPT, MIROSTAT.replace(banned_strings=(banned,)))))
+    assert banned not in text
+    first_mu = {}
+    for draw in draws:
+        first_mu.setdefault(draw.position, draw.mu_before)
+    retries = [d for d in draws if d.banned_ids]
+    assert retries
+    for retry in retries:  # drawn again with mu as it was before the undone tokens
+        assert retry.mu_before == first_mu[retry.position]
