@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+COMMANDS = ("generate", "bench")
+USAGE = """\
+usage:
+  python -m app [FILE]                                 open the window (FILE: a .txt or .md)
+  python -m app generate --model PATH --prompt TEXT    continue TEXT on stdout, no window
+  python -m app bench [autocomplete|gui]               time Ghostpen on this machine
+
+`python -m app generate --help` and `python -m app bench --help` list their flags."""
+# A first word that is none of the commands still opens the window when it is a file to open
+# (one that exists, a path, or a .txt/.md to be) or an option the window or Qt reads
+# (-platform ...).
+DOCUMENT_SUFFIXES = (".txt", ".md")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     _ensure_std_streams()
-    if args and args[0] == "generate":
+    first = args[0] if args else None
+    if first in ("-h", "--help"):  # before Qt is imported: this needs no window
+        print(USAGE)
+        return 0
+    if first == "generate":
         from app.cli import generate_main
 
         return generate_main(args[1:])
-    if args and args[0] == "bench":
+    if first == "bench":
         from app.bench import bench_main
 
         return bench_main(args[1:])
+    if first is not None and not opens_window(first):
+        print(f"unknown command {first!r}; the commands are: {', '.join(COMMANDS)} "
+              "(or no command for the window)", file=sys.stderr)
+        return 2
     from app.ui.main import run_gui
 
     return run_gui(args)
+
+
+def opens_window(word: str) -> bool:
+    """Whether a first argument that names no command is one for the window to read."""
+    path = Path(word)
+    return (word.startswith("-") or path.suffix.lower() in DOCUMENT_SUFFIXES
+            or len(path.parts) > 1 or path.exists())
 
 
 def _ensure_std_streams() -> None:

@@ -1,13 +1,16 @@
 """`python -m app generate --model PATH --prompt TEXT ...`: stream a continuation to stdout.
 
-With --json: one object per token ({"id", "text", "p"}), then a summary object. Errors are one
-line on stderr naming the problem and the fix, exit status 2; --debug shows the traceback.
+With --json: one object per token ({"id", "text", "p"}), then a summary object. A prompt longer
+than the model's context loses its start: a note on stderr says how many tokens (and the summary's
+"prompt_truncated_tokens"). Errors are one line on stderr naming the problem and the fix, exit
+status 2; --debug shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -15,18 +18,42 @@ from typing import Any
 
 from app.engine.errors import GhostpenError
 from app.engine.providers import DEVICES
-from app.engine.sampling_params import SAMPLER_STEPS, SamplingParams
+from app.engine.sampling_params import GREEDY, SAMPLER_STEPS, SamplingParams
+from app.engine.text_escapes import unescape
 
-# flag -> SamplingParams field, for the plain numeric knobs.
-NUMERIC_FLAGS: dict[str, type] = {
-    "temperature": float, "top_k": int, "top_p": float, "min_p": float, "typical_p": float,
-    "repetition_penalty": float, "repetition_penalty_range": int, "presence_penalty": float,
-    "frequency_penalty": float, "no_repeat_ngram_size": int, "dry_multiplier": float,
-    "dry_base": float, "dry_allowed_length": int, "dry_penalty_last_n": int,
-    "xtc_threshold": float, "xtc_probability": float, "mirostat": int, "mirostat_tau": float,
-    "mirostat_eta": float, "max_new_tokens": int, "seed": int,
+# flag -> (SamplingParams field's type, what the flag does), for the plain numeric knobs.
+NUMERIC_FLAGS: dict[str, tuple[type, str]] = {
+    "temperature": (float, "how adventurous the wording is: below 1 sharper, above 1 riskier; "
+                           "0 = always the likeliest token (after the penalties)"),
+    "top_k": (int, "only the N likeliest tokens can be picked; 0 = off"),
+    "top_p": (float, "only the likeliest tokens whose chances add up to X can be picked; "
+                     "1 = off"),
+    "min_p": (float, "drop tokens less likely than this fraction of the top token; 0 = off"),
+    "typical_p": (float, "locally typical sampling: keep tokens about as surprising as text "
+                         "usually is, up to this mass; 1 = off"),
+    "repetition_penalty": (float, "make tokens already in the text less likely; 1 = off"),
+    "repetition_penalty_range": (int, "how many recent tokens the penalties look at; "
+                                      "0 = the whole text"),
+    "presence_penalty": (float, "lower every token that has appeared at all; 0 = off"),
+    "frequency_penalty": (float, "lower a token more each time it has appeared; 0 = off"),
+    "no_repeat_ngram_size": (int, "never repeat a run of this many tokens; 0 = off"),
+    "dry_multiplier": (float, "DRY: penalise continuing a phrase that already appeared; "
+                              "0 = off"),
+    "dry_base": (float, "DRY: how fast its penalty grows with the repeat's length"),
+    "dry_allowed_length": (int, "DRY: repeats up to this many tokens go unpenalised"),
+    "dry_penalty_last_n": (int, "DRY: how many recent tokens it searches; 0 = the whole text"),
+    "xtc_threshold": (float, "XTC: tokens at least this likely count as top choices"),
+    "xtc_probability": (float, "XTC: how often it removes every top choice but the least "
+                               "likely; 0 = off"),
+    "mirostat": (int, "2 = mirostat v2: steer toward a steady surprise, replacing top-k, "
+                      "top-p, min-p and typical-p; 0 = off"),
+    "mirostat_tau": (float, "mirostat: the surprise to aim for (bits); higher is more varied"),
+    "mirostat_eta": (float, "mirostat: how quickly it corrects toward the target"),
+    "max_new_tokens": (int, "stop after this many new tokens"),
+    "seed": (int, "random seed: the same seed and flags write the same text again"),
 }
 MAX_PROMPT_CHARS = 10_000_000
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell
 
 
 class _ArgumentError(GhostpenError):
@@ -38,38 +65,68 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(f"{message} (see `python -m app generate --help`)")
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count; give 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m app generate", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="model folder")
+    parser.add_argument("--model", type=Path, required=True, metavar="PATH",
+                        help="model folder: a Ghostpen conversion or a GPT-2 ONNX export")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompt", help="text to continue")
-    source.add_argument("--prompt-file", type=Path, help="read the prompt from a file")
-    parser.add_argument("--greedy", action="store_true", help="always the most likely token")
+    source.add_argument("--prompt", metavar="TEXT", help="the text to continue")
+    source.add_argument("--prompt-file", type=Path, metavar="PATH",
+                        help="read the text to continue from this UTF-8 file")
+    parser.add_argument("--greedy", action="store_true",
+                        help="always the model's likeliest token: temperature 0, and the "
+                             "penalties, DRY, XTC and mirostat off unless their flags are given")
     defaults = SamplingParams()
-    for name, kind in NUMERIC_FLAGS.items():
+    for name, (kind, what) in NUMERIC_FLAGS.items():
+        default = getattr(defaults, name)
+        shown = "a fresh seed each run" if default is None else default
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                            help=f"default {getattr(defaults, name)}")
-    parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    parser.add_argument("--ban", action="append", default=[], help="banned string (repeatable)")
-    parser.add_argument("--logit-bias", action="append", default=[], metavar="ID=BIAS")
-    parser.add_argument("--sampler-order", help=f"comma list of {','.join(SAMPLER_STEPS)}")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: cores)")
-    parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+                            metavar="N" if kind is int else "X", help=f"{what} (default {shown})")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="end the text where it would write TEXT (repeatable); "
+                             "\\n is a line break, \\t a tab, \\\\ a backslash")
+    parser.add_argument("--ban", action="append", default=[], metavar="TEXT",
+                        help="never write TEXT (repeatable); \\n, \\t and \\\\ as in --stop")
+    parser.add_argument("--logit-bias", action="append", default=[], metavar="ID=BIAS",
+                        help="add BIAS to token ID's logit, e.g. 198=-5 (repeatable; "
+                             "-inf bans the token)")
+    parser.add_argument("--sampler-order", metavar="STEPS",
+                        help="the order the sampler steps run in, a comma list of "
+                             f"{', '.join(SAMPLER_STEPS)}; steps left out are skipped "
+                             "(default: that order)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where to run (default auto: CUDA or DirectML when present, "
+                             "else the CPU)")
+    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+                        help="CPU threads, 1 or more (default: the physical cores, or "
+                             "GHOSTPEN_THREADS)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per token, then a summary, instead of text")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
 def params_from_args(args: argparse.Namespace) -> SamplingParams:
     values: dict[str, Any] = {n: getattr(args, n) for n in NUMERIC_FLAGS
                               if getattr(args, n) is not None}
-    if args.greedy:
-        values["temperature"] = 0.0
+    if args.greedy and values.get("temperature", 0.0) != 0.0:
+        raise _ArgumentError("--greedy always takes the likeliest token; give either --greedy "
+                             "or --temperature.")
     if args.stop:
-        values["stop_strings"] = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+        values["stop_strings"] = tuple(unescape(s) for s in args.stop)
     if args.ban:
-        values["banned_strings"] = tuple(args.ban)
+        values["banned_strings"] = tuple(unescape(s) for s in args.ban)
     if args.sampler_order:
         values["sampler_order"] = tuple(s.strip() for s in args.sampler_order.split(","))
     bias = {}
@@ -81,7 +138,9 @@ def params_from_args(args: argparse.Namespace) -> SamplingParams:
             raise _ArgumentError(f"--logit-bias {item!r} must look like 198=-5") from None
     if bias:
         values["logit_bias"] = bias
-    return SamplingParams(**values)
+    # Greedy starts from every penalty off, so that it is the model's argmax; a penalty flag
+    # given beside --greedy still applies.
+    return (GREEDY if args.greedy else SamplingParams()).replace(**values)
 
 
 def read_prompt(args: argparse.Namespace) -> str:
@@ -112,6 +171,12 @@ def generate_main(argv: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`... | head`): stop quietly, as `yes | head` does. Python would
+        # flush stdout again at exit and complain, so point it at nowhere first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_STATUS
 
 
 def _generate(argv: list[str]) -> int:
@@ -123,9 +188,14 @@ def _generate(argv: list[str]) -> int:
     engine = load_engine(args.model, args.device, args.threads)
     if engine.info.fallback_reason:
         print(f"note: {engine.info.fallback_reason}", file=sys.stderr)
+    prompt_tokens = engine.count_tokens(prompt)
+    dropped: int | None = None  # prompt tokens left out of the context, known once it is read
     out = sys.stdout
     cancel = threading.Event()
     for event in engine.generate(prompt, params, cancel):
+        if dropped is None:
+            dropped = _note_dropped(prompt_tokens, engine.last_stats.prompt_tokens,
+                                    engine.info.n_ctx)
         if args.json:
             out.write(json.dumps({"id": event.token_id, "text": event.text,
                                   "p": round(event.p, 6)}, ensure_ascii=False) + "\n")
@@ -133,13 +203,30 @@ def _generate(argv: list[str]) -> int:
             out.write(event.text)
         out.flush()
     stats = engine.last_stats
+    if dropped is None:
+        dropped = _note_dropped(prompt_tokens, stats.prompt_tokens, engine.info.n_ctx)
     if args.json:
         out.write(json.dumps({
-            "prompt_tokens": stats.prompt_tokens, "new_tokens": stats.new_tokens,
-            "prefill_ms": round(stats.prefill_ms, 2),
+            "prompt_tokens": stats.prompt_tokens, "prompt_truncated_tokens": dropped,
+            "new_tokens": stats.new_tokens, "prefill_ms": round(stats.prefill_ms, 2),
             "decode_tok_s": round(stats.decode_tok_s, 1), "provider": engine.info.provider,
             "precision": engine.info.precision, "stop_reason": stats.stop_reason,
         }) + "\n")
     else:
         out.write("\n")
+    out.flush()
     return 0
+
+
+def _note_dropped(prompt_tokens: int, kept_tokens: int, n_ctx: int) -> int:
+    """Say on stderr when the start of the prompt did not fit the context; the tokens dropped.
+
+    Read when the first token comes: the engine keeps the prompt's tail that leaves room for
+    the new tokens, and only later, when the context fills, slides it further.
+    """
+    dropped = max(0, prompt_tokens - kept_tokens)
+    if dropped:
+        print(f"note: the prompt is {prompt_tokens:,} tokens; its first {dropped:,} were left "
+              f"out to fit the model's {n_ctx:,}-token context (it reads the last "
+              f"{kept_tokens:,}).", file=sys.stderr)
+    return dropped

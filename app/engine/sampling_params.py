@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from app.engine.errors import InvalidParameterError
 
@@ -115,32 +116,123 @@ class SamplingParams:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SamplingParams:
-        """Build from JSON data; unknown keys are ignored, so old presets keep loading."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        """Build from JSON data (a preset file, the settings); unknown keys are ignored, so old
+        presets keep loading. A value of the wrong type is refused here, by name, rather than
+        failing later inside generation: whole-number fields take integral floats (40.0, as
+        some JSON writers put it) but not 2.5, and true/false is not a number."""
+        if not isinstance(data, Mapping):
+            raise InvalidParameterError(
+                f"sampling settings must be a JSON object of name: value, not {_shown(data)}."
+            )
         kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                continue
-            if key == "logit_bias":
-                try:
-                    value = {int(k): float(v) for k, v in dict(value).items()}
-                except (TypeError, ValueError) as error:
-                    raise InvalidParameterError(
-                        "logit_bias must map token ids to numbers, e.g. {\"198\": -5}"
-                    ) from error
-            elif key in ("dry_sequence_breakers", "banned_strings", "stop_strings",
-                         "sampler_order"):
-                value = tuple(str(v) for v in value)
-            kwargs[key] = value
-        try:
-            return cls(**kwargs)
-        except TypeError as error:
-            raise InvalidParameterError(f"sampling settings are malformed: {error}") from error
+        for spec in dataclasses.fields(cls):
+            if spec.name in data:
+                kwargs[spec.name] = _JSON_READERS[str(spec.type)](spec.name, data[spec.name])
+        return cls(**kwargs)
+
+
+def _shown(value: object) -> str:
+    """A JSON value as it looks in the file, short enough for a one-line message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON data at all
+        text = repr(value)
+    return _clipped(text)
+
+
+def _refuse(name: str, value: object, rule: str) -> NoReturn:
+    raise InvalidParameterError(f"{name} = {_shown(value)} {rule}.")
+
+
+def _as_float(value: object) -> float | None:
+    """The number a JSON value holds, or None: true/false are not numbers, and an integer too
+    large for a float is none either."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _as_whole(value: object) -> int | None:
+    """The whole number a JSON value holds (40 or 40.0), or None (2.5, "40", true)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _read_number(name: str, value: object) -> float:
+    number = _as_float(value)
+    if number is None:
+        _refuse(name, value, "must be a number")
+    if not math.isfinite(number):
+        _refuse(name, value, "must be a finite number")
+    # A whole number stays as written (an int is a float here), so that a range message
+    # quotes the file: "temperature = -3", not -3.0.
+    return value if isinstance(value, int) else number
+
+
+def _read_whole(name: str, value: object) -> int:
+    whole = _as_whole(value)
+    if whole is None:
+        _refuse(name, value, "must be a whole number")
+    return whole
+
+
+def _read_seed(name: str, value: object) -> int | None:
+    whole = _as_whole(value)
+    if value is not None and whole is None:
+        _refuse(name, value, "must be null (a fresh seed each run) or a whole number")
+    return whole
+
+
+def _read_strings(name: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        _refuse(name, value, 'must be a list of strings, e.g. ["\\n"]')
+    return tuple(value)
+
+
+def _read_bias(name: str, value: object) -> dict[int, float]:
+    rule = 'must map token ids to numbers, e.g. {"198": -5}'
+    if not isinstance(value, Mapping):
+        _refuse(name, value, rule)
+    bias: dict[int, float] = {}
+    for key, number in value.items():
+        is_digits = isinstance(key, str) and key.isascii() and key.isdigit()
+        token_id = int(key) if is_digits else _as_whole(key)
+        as_float = _as_float(number)
+        if token_id is None or as_float is None or math.isnan(as_float):
+            _refuse(name, {key: number}, rule)
+        bias[token_id] = as_float
+    return bias
+
+
+# How from_json reads each field, by its annotation.
+_JSON_READERS: dict[str, Callable[[str, Any], Any]] = {
+    "float": _read_number,
+    "int": _read_whole,
+    "int | None": _read_seed,
+    "tuple[str, ...]": _read_strings,
+    "Mapping[int, float]": _read_bias,
+}
 
 
 def _check(ok: bool, name: str, value: object, rule: str) -> None:
     if not ok:
-        raise InvalidParameterError(f"{name} = {value} {rule}.")
+        raise InvalidParameterError(f"{name} = {_clipped(str(value))} {rule}.")
 
 
-GREEDY = SamplingParams(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0)
+def _clipped(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# The model's own argmax: temperature 0 and every penalty and sampler off, spelled out rather
+# than left to the defaults (the default repetition penalty would change which token wins).
+GREEDY = SamplingParams(
+    temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, repetition_penalty=1.0,
+    presence_penalty=0.0, frequency_penalty=0.0, no_repeat_ngram_size=0, dry_multiplier=0.0,
+    xtc_probability=0.0, mirostat=0,
+)

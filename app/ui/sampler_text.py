@@ -1,7 +1,8 @@
 """Text entries of the sampling panel read into values: escaped lines, JSON lists, token bias.
 
-In the one-per-line boxes a line break is written \\n (and a tab \\t, a backslash \\\\), so a
-stop string can be a blank line. Bad entries raise InvalidParameterError with a one-line hint.
+In the one-per-line boxes a line break is written \\n (and a tab \\t, a backslash \\\\: see
+app/engine/text_escapes.py), so a stop string can be a blank line. Bad entries raise
+InvalidParameterError with a one-line hint.
 """
 
 from __future__ import annotations
@@ -9,22 +10,10 @@ from __future__ import annotations
 import json
 
 from app.engine.errors import InvalidParameterError
+from app.engine.text_escapes import escape, unescape
 
-
-def escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-
-
-def unescape(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            out.append({"n": "\n", "t": "\t", "\\": "\\"}.get(text[i + 1], text[i:i + 2]))
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+# escape is re-exported: the panel writes stop strings back into its boxes with it.
+__all__ = ["escape", "read_bias", "read_json_strings", "read_lines", "unescape"]
 
 
 def read_lines(text: str) -> tuple[str, ...]:
