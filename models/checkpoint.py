@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.errors import ModelLoadError
+from app.engine.model_files import CHECKPOINT_WEIGHTS as WEIGHTS
+from app.engine.model_files import SHARD_INDEX, has_checkpoint_weights
 
 PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "pytorch_model.pt", "model.pt", "model.ckpt")
 
@@ -61,35 +63,86 @@ class GPT2Config:
         }
 
     @classmethod
-    def from_hf_json(cls, data: dict[str, object], source: Path) -> GPT2Config:
+    def from_hf_json(cls, data: object, source: Path) -> GPT2Config:
+        """The GPT-2 a Hugging Face config.json (`source`) describes, every field checked
+        before anything is built from it (sizes that do not fit together would convert into a
+        model that cannot be read): a one-line ModelLoadError names the first field that is
+        missing, not GPT-2's, or not one the graph can run, and the fix."""
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{source} is not a JSON object; {USE_ORIGINAL_CONFIG}.")
         if data.get("model_type") not in (None, "gpt2"):
             raise ModelLoadError(
                 f"{source} is a {data.get('model_type')!r} model, not GPT-2: "
                 "Ghostpen runs the GPT-2 family only."
             )
-        if data.get("n_inner") not in (None, 4 * int(data.get("n_embd", 768))):  # type: ignore[arg-type]
-            raise ModelLoadError(f"{source}: n_inner other than 4 × n_embd is not GPT-2.")
         # gelu_pytorch_tanh is gelu_new's formula in one fused torch op: the same function.
         if data.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ModelLoadError(f"{source}: activation {data['activation_function']!r} is not "
                                  "GPT-2's gelu_new.")
-        try:
-            return cls(
-                vocab_size=int(data["vocab_size"]),  # type: ignore[arg-type]
-                n_positions=int(data.get("n_positions", data.get("n_ctx", 1024))),  # type: ignore[arg-type]
-                n_embd=int(data["n_embd"]),  # type: ignore[arg-type]
-                n_layer=int(data["n_layer"]),  # type: ignore[arg-type]
-                n_head=int(data["n_head"]),  # type: ignore[arg-type]
-                layer_norm_epsilon=float(data.get("layer_norm_epsilon", 1e-5)),  # type: ignore[arg-type]
-                scale_attn_weights=bool(data.get("scale_attn_weights", True)),
-                scale_attn_by_inverse_layer_idx=bool(
-                    data.get("scale_attn_by_inverse_layer_idx", False)),
-            )
-        except (KeyError, TypeError, ValueError) as error:
+        vocab_size = _positive_int(data, "vocab_size", source)
+        n_embd = _positive_int(data, "n_embd", source)
+        n_layer = _positive_int(data, "n_layer", source)
+        n_head = _positive_int(data, "n_head", source)
+        # older config.json files name it n_ctx
+        n_positions = _positive_int(data, "n_positions" if "n_positions" in data else "n_ctx",
+                                    source, default=1024)
+        if data.get("n_inner") is not None and \
+                _positive_int(data, "n_inner", source) != 4 * n_embd:
+            raise ModelLoadError(f"{source}: n_inner other than 4 × n_embd is not GPT-2.")
+        if n_embd % n_head:
+            raise ModelLoadError(f"{source}: n_embd {n_embd} is not a multiple of n_head "
+                                 f"{n_head}; {USE_ORIGINAL_CONFIG}.")
+        if (n_embd // n_head) % HEAD_SIZE_MULTIPLE:
             raise ModelLoadError(
-                f"{source}: config.json lacks a valid {error} field; use the checkpoint's "
-                "original config.json."
-            ) from error
+                f"{source}: heads of {n_embd // n_head} (n_embd {n_embd} / n_head {n_head}) are "
+                f"not a multiple of {HEAD_SIZE_MULTIPLE}, which onnxruntime's attention needs; "
+                "this model cannot be converted."
+            )
+        return cls(
+            vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
+            n_head=n_head,
+            layer_norm_epsilon=_positive_float(data, "layer_norm_epsilon", source, 1e-5),
+            scale_attn_weights=_flag(data, "scale_attn_weights", source, True),
+            scale_attn_by_inverse_layer_idx=_flag(data, "scale_attn_by_inverse_layer_idx",
+                                                  source, False),
+        )
+
+
+USE_ORIGINAL_CONFIG = "use the checkpoint's original config.json"
+# onnxruntime's GroupQueryAttention, every attention layer of the graph, refuses any other head
+# size ("head_size must be a multiple of 8", on CPU as on CUDA); every GPT-2 size has heads of 64.
+HEAD_SIZE_MULTIPLE = 8
+
+
+def _positive_int(data: dict[str, object], name: str, source: Path,
+                  default: int | None = None) -> int:
+    """data[name] as an int, refused unless it is a whole number above 0 (12, or 12.0; not
+    "12", true or 12.5, which int() would take)."""
+    value = data.get(name, default)
+    if value is None:
+        raise ModelLoadError(f"{source} lacks {name}; {USE_ORIGINAL_CONFIG}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or \
+            (isinstance(value, float) and not value.is_integer()):
+        raise ModelLoadError(f"{source}: {name} {json.dumps(value)} is not a positive whole "
+                             f"number; {USE_ORIGINAL_CONFIG}.")
+    return int(value)
+
+
+def _positive_float(data: dict[str, object], name: str, source: Path, default: float) -> float:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value <= 0:
+        raise ModelLoadError(f"{source}: {name} {json.dumps(value)} is not a number above 0; "
+                             f"{USE_ORIGINAL_CONFIG}.")
+    return float(value)
+
+
+def _flag(data: dict[str, object], name: str, source: Path, default: bool) -> bool:
+    value = data.get(name, default)
+    if not isinstance(value, bool):  # bool("false") would be True
+        raise ModelLoadError(f"{source}: {name} {json.dumps(value)} is neither true nor false; "
+                             f"{USE_ORIGINAL_CONFIG}.")
+    return value
 
 
 def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
@@ -110,17 +163,6 @@ def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-WEIGHTS = "model.safetensors"
-# What transformers' save_pretrained writes beside model-0000N-of-0000M.safetensors when a
-# checkpoint is over its shard size (5 GB: a fine-tuned gpt2-xl in float32).
-SHARD_INDEX = "model.safetensors.index.json"
-
-
-def has_weights(folder: Path) -> bool:
-    """Whether `folder` holds safetensors weights, in one file or in shards."""
-    return (folder / WEIGHTS).exists() or (folder / SHARD_INDEX).exists()
-
-
 def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     """Read and check a GPT-2 checkpoint: safetensors, or else an ONNX export that kept the
     checkpoint's weight names (models/onnx_weights.py). Every problem is a one-line
@@ -129,7 +171,7 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; give the checkpoint's folder.")
     export = None
-    if not has_weights(folder):
+    if not has_checkpoint_weights(folder):
         from models.onnx_weights import export_file
 
         export = export_file(folder)

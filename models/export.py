@@ -1,7 +1,9 @@
 """`python -m models.export SRC OUT [--precision fp32|fp16|int8|int4] [--check]`
 
 Turns a Hugging Face GPT-2 checkpoint folder into a Ghostpen model folder. The folder is built
-beside OUT and renamed into place, so an interrupted conversion never leaves half a model.
+beside OUT and renamed into place, so an interrupted conversion never leaves half a model. OUT
+may be a new name, an empty folder or a Ghostpen model folder (replaced, the old one deleted
+only once the new one is in place); anything else is refused, never deleted.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -19,11 +22,25 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from app.engine.errors import GhostpenError
-from app.engine.model_files import Manifest, describe_files, write_manifest
+from app.engine.errors import GhostpenError, ModelLoadError, user_message
+from app.engine.model_files import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    Manifest,
+    describe_files,
+    write_manifest,
+)
 from app.engine.tokenizer import Tokenizer
 from models.checkpoint import GPT2Config, load_checkpoint
-from models.graph import FORMAT, KV_CACHES, PRECISIONS, build_graph, default_kv_cache
+from models.graph import (
+    BLOCK_SIZES,
+    FORMAT,
+    KV_CACHES,
+    PRECISIONS,
+    WEIGHT_BITS,
+    build_graph,
+    default_kv_cache,
+)
 from models.kv_calibration import CALIBRATION_TEXT, calibrate_kv_scales
 
 # A fixed, varied English text for --check (no real model is needed: it is tokens, not meaning).
@@ -37,6 +54,9 @@ CHECK_TEXT = (
 # from 181 to 128 MB here (the copy is freed after prepacking, but the peak stays). Protobuf
 # could not hold more than 2 GB in one file anyway.
 EXTERNAL_DATA = "model.onnx.data"
+# What file browsers leave in any folder they show (Finder, Explorer): not a reason to refuse
+# replacing a model folder that holds them.
+FOLDER_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 Progress = Callable[[str], None]
 
@@ -45,25 +65,29 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
                  progress: Progress = print, kv_cache: str | None = None,
                  on_layer: Callable[[int, int], None] | None = None,
                  checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None) -> Manifest:
-    """Convert the checkpoint in `src` into a model folder `out` (replaced whole, or left as it
-    was on failure). `progress` gets a line per stage, `on_layer(done, total)` a call per
-    converted block; either may raise to cancel. `checkpoint`: what load_checkpoint(src) gave a
-    caller that already read it (an ONNX export takes seconds to parse)."""
+    """Convert the checkpoint in `src` into a model folder `out`: a new one, or an empty folder
+    or a Ghostpen model folder replaced whole (left as it was on failure); any other `out`, or
+    one that is `src`, inside it or around it, is refused with a GhostpenError before anything
+    is written. `progress` gets a line per stage, `on_layer(done, total)` a call per converted
+    block; either may raise to cancel. `checkpoint`: what load_checkpoint(src) gave a caller
+    that already read it (an ONNX export takes seconds to parse)."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
+    src, out = Path(src), Path(out)
     started = time.perf_counter()
     progress(f"reading {src}")
     config, weights = checkpoint or load_checkpoint(src)
     tokenizer = Tokenizer.from_dir(src)
+    _check_convertible(src, config, tokenizer, precision)
+    target = _writable_out(src, out)
     kv_cache = kv_cache or default_kv_cache(precision)
     kv_scales = None
     if kv_cache == "int8":
         progress("measuring the key/value ranges for the int8 KV cache")
         kv_scales = calibrate_kv_scales(weights, config, tokenizer.encode(CALIBRATION_TEXT))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_dir(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = _staging_dir(target)
     try:
         progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
                  f"{kv_cache} KV cache)")
@@ -85,14 +109,119 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
                      f"relative error {result['relative_error']:.3g}")
             manifest = dataclasses.replace(manifest, check=result)
             write_manifest(staging, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        # checked again: a person may have put a file into it while this ran
+        _move_into_place(staging, _writable_out(src, out))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     progress(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return manifest
+
+
+def _check_convertible(src: Path, config: GPT2Config, tokenizer: Tokenizer,
+                       precision: str) -> None:
+    """What config.json alone cannot tell (GPT2Config checks the rest): that the tokenizer has
+    the model's vocabulary, and that the precision's weight blocks fit n_embd. Either mismatch
+    would convert into a model that fails only when it runs."""
+    config_file = src / "config.json"
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ModelLoadError(f"{config_file}: vocab_size {config.vocab_size} does not match the "
+                             f"{tokenizer.vocab_size} tokens of the tokenizer beside it; use the "
+                             "tokenizer files that came with this checkpoint.")
+    bits = WEIGHT_BITS.get(precision)
+    block = min(BLOCK_SIZES[bits]) if bits else 1
+    if config.n_embd % block:
+        raise ModelLoadError(f"{config_file}: n_embd {config.n_embd} is not a multiple of "
+                             f"{block}, which {precision} weights need (they are quantised in "
+                             "blocks); convert this model to fp32 or fp16 instead.")
+
+
+def _writable_out(src: Path, out: Path) -> Path:
+    """`out` with its symlinks resolved, once it is known that writing the model there loses
+    nothing: it is not `src`, inside it or around it, and it is a new name, an empty folder or
+    a Ghostpen model folder holding only its model's files. Anything else is a GhostpenError
+    naming the problem and the fix."""
+    target = out.resolve()
+    if target.exists() and os.path.samefile(target, src):
+        raise GhostpenError(f"{out} is the checkpoint folder being converted; choose a new "
+                            "folder name for the model.")
+    if _is_within(target, src):
+        raise GhostpenError(f"{out} is inside the checkpoint folder {src}; choose a folder "
+                            "outside it for the model.")
+    if _is_within(src.resolve(), target):
+        raise GhostpenError(f"{out} holds the checkpoint folder {src}; choose a new folder "
+                            "name for the model.")
+    if not os.path.lexists(target):
+        return target
+    if not target.is_dir():
+        raise GhostpenError(f"{out} exists and is not a folder; choose a new folder name for "
+                            "the model.")
+    names = sorted(entry.name for entry in target.iterdir())
+    if not names:
+        return target
+    model_files = _model_folder_files(target)
+    if model_files is None:
+        raise GhostpenError(f"{out} exists and is not a Ghostpen model folder; choose a new "
+                            "folder name (or an empty folder) for the model.")
+    others = [name for name in names if name not in model_files | FOLDER_CLUTTER]
+    if others:
+        raise GhostpenError(f"{out} is a Ghostpen model folder but also holds {others[0]}, "
+                            "which replacing the model would delete; move it out, or choose a "
+                            "new folder name.")
+    return target
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies inside it. Compared as files (samefile), not as
+    strings, so that another spelling of the same folder (a symlink, another case on a
+    case-insensitive disk) counts too."""
+    if not folder.exists():
+        return False
+    return any(part.exists() and os.path.samefile(part, folder) for part in (path, *path.parents))
+
+
+def _model_folder_files(folder: Path) -> set[str] | None:
+    """The names a Ghostpen model folder's manifest.json accounts for (itself and the files it
+    lists), or None when `folder` has no such manifest. Only the format is checked: a damaged
+    model, or one of an older format version, is just what one converts again over."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return None
+    files = manifest.get("files")
+    return {MANIFEST, *(str(name) for name in files)} if isinstance(files, dict) else {MANIFEST}
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Rename the finished `staging` folder to `target`. An old model folder there is renamed
+    aside first and deleted only once the new one is in place; if the new one cannot be put
+    there, the old one is put back."""
+    if not os.path.lexists(target):
+        staging.rename(target)
+        return
+    if not any(target.iterdir()):
+        # an empty folder: nothing to keep, and Windows renames onto no folder at all
+        target.rmdir()
+        staging.rename(target)
+        return
+    old = _free_sibling(target, "old")
+    target.rename(old)
+    try:
+        staging.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _free_sibling(out: Path, tag: str) -> Path:
+    """A hidden name beside `out` that nothing has yet."""
+    while True:
+        sibling = out.parent / f".{out.name}.{tag}-{secrets.token_hex(4)}"
+        if not os.path.lexists(sibling):
+            return sibling
 
 
 def _staging_dir(out: Path) -> Path:
@@ -153,10 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         export_model(args.src, args.out, args.precision, args.check, kv_cache=args.kv_cache)
-    except GhostpenError as error:
+    except (GhostpenError, OSError) as error:  # OSError: the disk (full, read-only, denied)
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        message = user_message(error, f"could not convert {args.src} into {args.out}",
+                               "--debug shows the traceback")
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -14,14 +14,37 @@ import numpy as np
 import pytest
 
 from app.engine.errors import ModelLoadError
-from models.checkpoint import load_checkpoint
-from models.export import EXTERNAL_DATA, export_model
+from app.engine.tokenizer import GPT2_TOKENIZER_DIR
+from models.checkpoint import GPT2Config, load_checkpoint
+from models.export import EXTERNAL_DATA, export_model, main
+from models.random import random_weights
+
+# A checkpoint small enough to write in each test: one block, 16 wide (two heads of 8).
+SMALL = GPT2Config(n_positions=64, n_embd=16, n_layer=1, n_head=2)
+DROP = object()  # in write_checkpoint's `changes`: leave the field out of config.json
 
 
 def copy_checkpoint(checkpoint: Path, tmp_path: Path) -> Path:
     target = tmp_path / "ck"
     shutil.copytree(checkpoint, target)
     return target
+
+
+def write_checkpoint(folder: Path, config: GPT2Config,
+                     changes: dict[str, object] | None = None) -> Path:
+    """A seeded random checkpoint with `config`'s shapes, GPT-2's tokenizer, and a config.json
+    that says `changes` on top of `config` (DROP leaves a field out)."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True)
+    save_file(random_weights(config, seed=0, init_std=0.2), str(folder / "model.safetensors"),
+              metadata={"format": "pt"})
+    fields = {**config.to_hf_json(), **(changes or {})}
+    (folder / "config.json").write_text(
+        json.dumps({name: value for name, value in fields.items() if value is not DROP}))
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(GPT2_TOKENIZER_DIR / name, folder / name)
+    return folder
 
 
 def traced_peak(action: Callable[[], object]) -> int:
@@ -180,3 +203,62 @@ def test_a_sharded_checkpoint_missing_a_piece_says_which(tiny_sharded_checkpoint
     with pytest.raises(ModelLoadError, match=re.escape(
             "holds shards of a checkpoint but not their model.safetensors.index.json")):
         load_checkpoint(folder)
+
+
+# Each: the checkpoint's shapes (its weights match them), what its config.json says on top,
+# and what the refusal names.
+BAD_CONFIGS = [
+    # sizes the weights agree with, that no attention can split: fp32 wrote a model that could
+    # not be read, int8 died in a traceback
+    (GPT2Config(n_positions=64, n_embd=10, n_layer=1, n_head=4), {},
+     "n_embd 10 is not a multiple of n_head 4; use the checkpoint's original config.json"),
+    (GPT2Config(n_positions=64, n_embd=48, n_layer=1, n_head=4), {},
+     "heads of 12 (n_embd 48 / n_head 4) are not a multiple of 8"),
+    (SMALL, {"n_embd": DROP}, "lacks n_embd; use the checkpoint's original config.json"),
+    (SMALL, {"n_head": 0}, "n_head 0 is not a positive whole number"),
+    (SMALL, {"n_layer": -1}, "n_layer -1 is not a positive whole number"),
+    (SMALL, {"n_layer": "1"}, 'n_layer "1" is not a positive whole number'),
+    (SMALL, {"vocab_size": 50257.5}, "vocab_size 50257.5 is not a positive whole number"),
+    (SMALL, {"n_positions": 0}, "n_positions 0 is not a positive whole number"),
+    (SMALL, {"n_embd": "sixteen"}, 'n_embd "sixteen" is not a positive whole number'),
+    (SMALL, {"n_inner": "64"}, 'n_inner "64" is not a positive whole number'),
+    (SMALL, {"layer_norm_epsilon": 0}, "layer_norm_epsilon 0 is not a number above 0"),
+    (SMALL, {"layer_norm_epsilon": -1e-5}, "layer_norm_epsilon -1e-05 is not a number above 0"),
+    (SMALL, {"scale_attn_weights": "false"}, 'scale_attn_weights "false" is neither true nor'),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD_CONFIGS)))
+def test_a_config_gpt2_cannot_run_is_refused_by_its_field(case: int, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """Checked before any weight is read: one line naming config.json, the field and the fix,
+    from load_checkpoint and from the command line, whatever the precision."""
+    config, changes, named = BAD_CONFIGS[case]
+    folder = write_checkpoint(tmp_path / "ck", config, changes)
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(folder)
+    message = str(info.value)
+    assert message.startswith(str(folder / "config.json")) and named in message
+    assert "\n" not in message
+    for precision in ("int8", "fp32"):
+        out = tmp_path / f"out-{precision}"
+        assert main([str(folder), str(out), "--precision", precision]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {folder / 'config.json'}")
+        assert named in error and error.count("\n") == 1
+        assert not out.exists()
+
+
+def test_a_config_json_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    folder = write_checkpoint(tmp_path / "ck", SMALL)
+    (folder / "config.json").write_text("[]")
+    with pytest.raises(ModelLoadError, match=r"config.json is not a JSON object; use the "):
+        load_checkpoint(folder)
+
+
+def test_an_old_config_json_with_n_ctx_and_whole_floats_still_reads(tmp_path: Path) -> None:
+    folder = write_checkpoint(tmp_path / "ck", SMALL, {"n_positions": DROP, "n_ctx": 64,
+                                                       "n_embd": 16.0, "n_inner": 64})
+    config, _ = load_checkpoint(folder)
+    assert config == SMALL
