@@ -1,1 +1,1 @@
-"""The generation engine: tokens in, tokens out. No Qt below this package (see DESIGN.md)."""
+"""The generation engine: tokens in, tokens out. No Qt below this package (docs/architecture.md)."""
