@@ -336,17 +336,3 @@ def test_a_file_with_neither_hash_nor_size_is_refused_unfetched(
     message = str(refused.value)
     assert filename in message and "mirror-7f3a" in message and "\n" not in message
     assert hub.gets(filename) == [] and model_store.list_models() == []
-
-
-def test_downloads_are_headless_and_offline_at_import() -> None:
-    """No Qt (downloads run on worker threads and in scripts) and no huggingface_hub until a
-    download is asked for."""
-    import subprocess
-    import sys
-
-    code = ("import sys, app.hub_download\n"
-            "roots = {m.split('.')[0] for m in sys.modules}\n"
-            "print(sorted(roots & {'PySide6', 'huggingface_hub'}))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
-                            capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"

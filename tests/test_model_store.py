@@ -196,13 +196,14 @@ def test_default_precision_and_formats() -> None:
     assert hub_download.catalogue_entry("gpt2").repo_id == GPT2_REPO  # type: ignore[union-attr]
 
 
-def test_the_store_is_headless_and_offline_at_import() -> None:
-    """No Qt (the store runs on worker threads and in scripts) and no huggingface_hub until a
-    download is asked for."""
+@pytest.mark.parametrize("module", ["app.model_store", "app.hub_download"])
+def test_the_store_and_the_download_are_headless_and_offline_at_import(module: str) -> None:
+    """No Qt (the store and downloads run on worker threads and in scripts) and no
+    huggingface_hub until a download is asked for."""
     import subprocess
     import sys
 
-    code = ("import sys, app.model_store\n"
+    code = (f"import sys, {module}\n"
             "roots = {m.split('.')[0] for m in sys.modules}\n"
             "print(sorted(roots & {'PySide6', 'huggingface_hub'}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
