@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.engine.errors import GhostpenError
 from app.paths import recovery_dir
-from app.ui.documents import FILE_FILTER, Autosave, read_text, write_text_atomic
+from app.ui.documents import FILE_FILTER, Autosave, Recovery, read_text, write_text_atomic
 from app.ui.editor import Editor
 from app.ui.settings import Settings
 
@@ -119,23 +119,36 @@ class DocumentSession(QObject):
         except GhostpenError as error:
             self.message.emit(f"Autosave failed: {error}")
 
-    def recover(self) -> bool:
-        """Bring back the newest text a crashed session left; True when there was some."""
-        found = self.autosave.recoverable()
-        if not found:
+    def recoverable(self) -> list[Recovery]:
+        """Text that sessions which ended without closing left behind, newest first."""
+        return self.autosave.recoverable()
+
+    def restore(self, recovery: Recovery) -> bool:
+        """Make `recovery`'s text this window's document, unsaved and named as it was. The
+        current text is asked about first, as Open would; False when the person cancels. The
+        old autosave goes only once the text is safe in this session's own."""
+        if not self.maybe_save():
             return False
-        recovery = found[0]
+        self.replacing.emit()
         self.editor.set_text(recovery.text)
         self.path = recovery.document_path
         self.editor.document().setModified(True)
-        self._dirty = True
-        self.autosave_now()  # safe in this session's file before the old one goes
-        self.autosave.discard(recovery)
+        self._dirty = False
         self.path_changed.emit()
-        more = f" ({len(found) - 1} more next time)" if len(found) > 1 else ""
-        self.message.emit(f"Recovered unsaved text: {recovery.describe()}{more}. Save it to "
-                          "keep it.")
+        try:
+            self.autosave.save(recovery.text, self.path)
+        except GhostpenError as error:
+            self._dirty = True  # the timer tries again; the old autosave stays meanwhile
+            self.message.emit(f"Restored {recovery.describe()}. Autosave failed: {error}")
+            return True
+        self.autosave.discard(recovery)
+        self.message.emit(f"Restored {recovery.describe()}. Save it to keep it.")
         return True
+
+    def discard_recovery(self, recovery: Recovery) -> None:
+        """Delete `recovery` for good: the person chose to."""
+        self.autosave.discard(recovery)
+        self.message.emit(f"Discarded the unsaved text of {recovery.name}.")
 
     # --- helpers ------------------------------------------------------------------------------
 

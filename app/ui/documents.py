@@ -9,9 +9,10 @@ session that ended without closing cleanly, and is offered back.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,31 +20,103 @@ from pathlib import Path
 
 from PySide6.QtCore import QLockFile
 
-from app.engine.errors import GhostpenError
+from app.engine.errors import GhostpenError, first_line
 
 FILE_FILTER = ";;".join(("Text and Markdown (*.txt *.md *.markdown)", "Text (*.txt)",
                          "Markdown (*.md)", "All files (*)"))
 _RECOVERY_VERSION = 1
+_PRIVATE = 0o600  # autosaves hold the writer's text: nobody else reads them
+_WHAT_TO_DO = {
+    errno.ENOSPC: "free some disk space, or save it elsewhere with Save As",
+    errno.EDQUOT: "free some of your disk quota, or save it elsewhere with Save As",
+    errno.EROFS: "that drive is read-only: save it elsewhere with Save As",
+    errno.EACCES: "save it elsewhere with Save As, or allow yourself to write there",
+    errno.EPERM: "save it elsewhere with Save As, or allow yourself to write there",
+}
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` as UTF-8 to `path` all at once: a temp file, then a rename over the target."""
+# Not QSaveFile: it keeps the mode, writes through a symlink and honours the umask, but the
+# file it leaves belongs to whoever saved (owner and group are lost) and it never syncs the
+# folder, so after a power cut the rename can be gone (checked with Qt 6.12 on 2026-12-02).
+def write_text_atomic(path: Path, text: str, new_file_mode: int = 0o666) -> None:
+    """Write `text` as UTF-8 to `path` so that the file on disk is always the old version or
+    the new one, whole: a temporary file beside it, synced, renamed over it, the folder synced.
+
+    A symlink is written through: its target is replaced, in the target's folder, and the link
+    stays a link. An existing file keeps its mode, and its owner and group where this process
+    may set them; a new file gets `new_file_mode` less the umask, as open() would give it.
+    A failure leaves the old file as it was and raises a GhostpenError of one line."""
     path = Path(path)
+    target = Path(os.path.realpath(path))
+    data = text.encode("utf-8")
+    existing: os.stat_result | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            existing = os.stat(target)
+        temp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        # A new file is created by the kernel with the umask applied, exactly as open() does;
+        # a replacement starts owner-only and gets the old file's mode before any text is in.
+        fd = os.open(temp, flags, _PRIVATE if existing else new_file_mode)
     except OSError as error:
-        raise GhostpenError(f"Cannot save {path.name}: {error.strerror or error}.") from error
+        raise _save_error(path, error, existing is not None) from error
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            if existing is not None:
+                _copy_owner_and_mode(file.fileno(), existing)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
+        os.replace(temp, target)
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise GhostpenError(f"Cannot save {path.name}: {error.strerror or error}.") from error
+        raise _save_error(path, error, existing is not None) from error
+    try:
+        _sync_folder(target.parent)
+    except OSError as error:
+        raise GhostpenError(first_line(
+            f"Saved {path.name}, but the system could not confirm it reached the disk "
+            f"({error.strerror or error}): save again, or save a copy elsewhere with Save As."
+        )) from error
+
+
+def _copy_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    """Give the new file the old one's owner, group and mode, as far as this process may.
+    Owner first: changing it clears the set-user-ID bits that the mode then puts back."""
+    if os.name != "posix":  # Windows keeps neither; a read-only file refuses the rename
+        return
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except OSError:  # only root gives a file away; the group may still be one of ours
+        with contextlib.suppress(OSError):
+            os.fchown(fd, -1, old.st_gid)
+    # Where a drive cannot store modes (FAT) the file stays owner-only: never more open.
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, stat.S_IMODE(old.st_mode))
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename in `folder` durable. Windows cannot open a folder to sync it."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # filesystems that cannot
+            raise
+    finally:
+        os.close(fd)
+
+
+def _save_error(path: Path, error: OSError, existed: bool) -> GhostpenError:
+    reason = error.strerror or str(error)
+    kept = f"{path.name} on disk is unchanged" if existed else "nothing was written"
+    what_to_do = _WHAT_TO_DO.get(error.errno or 0, "save it elsewhere with Save As")
+    return GhostpenError(first_line(f"Cannot save {path.name}: {reason} ({kept}); "
+                                    f"{what_to_do}.", limit=400))
 
 
 def read_text(path: Path) -> str:
@@ -70,10 +143,21 @@ class Recovery:
     document_path: Path | None
     saved_at: float
 
+    @property
+    def name(self) -> str:
+        return self.document_path.name if self.document_path else "an untitled document"
+
+    def when(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
+
+    def amount(self) -> str:
+        """How much text, as a writer counts it: "312 words (1,845 characters)"."""
+        words, characters = len(self.text.split()), len(self.text)
+        return (f"{words:,} word{'' if words == 1 else 's'} "
+                f"({characters:,} character{'' if characters == 1 else 's'})")
+
     def describe(self) -> str:
-        name = self.document_path.name if self.document_path else "an untitled document"
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
-        return f"{name}, autosaved {when}"
+        return f"{self.name}, {self.amount()}, autosaved {self.when()}"
 
 
 class Autosave:
@@ -95,7 +179,7 @@ class Autosave:
             "path": str(document_path) if document_path else None,
             "saved_at": time.time(),
         }
-        write_text_atomic(self.file, json.dumps(data, ensure_ascii=False))
+        write_text_atomic(self.file, json.dumps(data, ensure_ascii=False), _PRIVATE)
 
     def clear(self) -> None:
         """Forget this session's autosave (after a save, or a deliberate discard)."""
