@@ -14,6 +14,8 @@ class Alternative:
     token_id: int
     text: str
     p: float  # the model's probability (softmax of raw logits, temperature 1)
+    # After the sampler chain at this step (0: cut); None from an engine that does not record it.
+    p_final: float | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from app.engine.sampling import (
     MirostatState,
     SamplerContext,
     apply_sampler_chain,
+    draw_next_token,
     model_probabilities,
     sample_next_token,
     softmax,
@@ -202,10 +203,14 @@ class Generator(Generic[CacheT]):
             ctx = SamplerContext(history=history[: base + position], dry_breaker_ids=breakers,
                                  banned_ids=frozenset(run.banned_at.get(position, ())))
             mu_before = run.mirostat.mu if run.mirostat is not None else None
-            token = sample_next_token(logits, params, ctx, rng, run.mirostat)
+            drawn = draw_next_token(logits, params, ctx, rng, run.mirostat)
+            token = drawn.token
             alt_ids, alt_probs, p_token = model_probabilities(logits, n_alternatives, token)
-            alternatives = tuple(Alternative(int(i), self.tokenizer.token_text(int(i)), float(p))
-                                 for i, p in zip(alt_ids, alt_probs, strict=True))
+            # Each alternative's chance after the chain too, for the distribution view.
+            alternatives = tuple(
+                Alternative(int(i), self.tokenizer.token_text(int(i)), float(p),
+                            drawn.probability(int(i)))
+                for i, p in zip(alt_ids, alt_probs, strict=True))
             if token == self.tokenizer.eos_id:
                 yield from self._release(run, len(run.tokens))
                 finish("eos")

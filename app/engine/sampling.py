@@ -665,6 +665,24 @@ def apply_sampler_chain(
     return values if ids is None else _widen(ids, values, np.size(logits))
 
 
+@dataclass(frozen=True)
+class Draw:
+    """A drawn token and what the chain kept at that step: the kept ids (None for all of V,
+    ascending otherwise) and their probabilities after the chain."""
+
+    token: int
+    kept_ids: np.ndarray | None
+    kept_probs: np.ndarray
+
+    def probability(self, token_id: int) -> float:
+        """`token_id`'s chance after the chain: 0 when the chain cut it."""
+        if self.kept_ids is None:
+            return float(self.kept_probs[token_id])
+        index = int(np.searchsorted(self.kept_ids, token_id))
+        found = index < self.kept_ids.size and int(self.kept_ids[index]) == token_id
+        return float(self.kept_probs[index]) if found else 0.0
+
+
 def sample_next_token(
     logits: np.ndarray,
     params: SamplingParams,
@@ -672,7 +690,19 @@ def sample_next_token(
     rng: np.random.Generator,
     mirostat: MirostatState | None = None,
 ) -> int:
-    """Run the chain on logits [V] and draw one token id.
+    """Run the chain on logits [V] and draw one token id (draw_next_token, the token only)."""
+    return draw_next_token(logits, params, ctx, rng, mirostat).token
+
+
+def draw_next_token(
+    logits: np.ndarray,
+    params: SamplingParams,
+    ctx: SamplerContext,
+    rng: np.random.Generator,
+    mirostat: MirostatState | None = None,
+) -> Draw:
+    """Run the chain on logits [V] and draw one token id; the Draw also holds what the chain
+    kept, so a caller that shows it (the distribution view) needs no second run of the chain.
 
     Greedy takes the argmax and leaves rng untouched. With params.mirostat == 2, mirostat v2
     replaces the truncation steps and `mirostat.mu` is updated from the drawn token's surprise
@@ -685,15 +715,16 @@ def sample_next_token(
         raise InvalidParameterError(
             "logit bias and banned strings rule out every token; remove some of them."
         )
+    probs = softmax(values)  # [K]; greedy's chain kept the argmax alone
     if params.greedy:
         index = int(np.argmax(values))
     else:
-        probs = softmax(values)  # [K]
         index = _draw(probs, rng)
         if params.mirostat == 2 and mirostat is not None:
             surprise = -math.log2(float(probs[index]) / float(probs.sum(dtype=np.float64)))
             mirostat.update(surprise, params.mirostat_tau, params.mirostat_eta)
-    return index if ids is None else int(ids[index])
+    token = index if ids is None else int(ids[index])
+    return Draw(token, ids, probs)
 
 
 def model_probabilities(logits: np.ndarray, k: int,

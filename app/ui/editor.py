@@ -3,7 +3,8 @@
 Generated tokens are inserted through `begin_generation` / `append_token` / `end_generation`;
 all the tokens of one run form one undo step (the first opens an edit block, the rest join
 it). Where each token sits is tracked as character offsets (`spans.py`) and shown with
-ExtraSelections, which are not part of the document: nothing of the marking is saved or undone.
+ExtraSelections, which are not part of the document: nothing of the marking is saved, and Undo
+and Redo bring back the marks each undo step had from a `MarkHistory` kept beside Qt's stack.
 Ghost text (autocomplete.py asks for it) is painted over the viewport in `paintEvent`, outside
 the document for the same reason; the keys that act on it are handled here, before Qt's own.
 """
@@ -34,7 +35,14 @@ from PySide6.QtWidgets import QFrame, QPlainTextEdit, QTextEdit, QWidget
 from app.engine.events import Alternative, TokenEvent
 from app.ui.ghost_text import GhostText
 from app.ui.ghost_view import GhostBadge, paint_ghost
-from app.ui.spans import TokenSpan, shift_range, shift_token
+from app.ui.spans import (
+    GenerationRange,
+    MarkHistory,
+    Marks,
+    TokenSpan,
+    shift_generation,
+    shift_token,
+)
 from app.ui.theme import generated_background, probability_colour
 from app.ui.token_popup import TokenPopup
 
@@ -82,7 +90,8 @@ class Editor(QPlainTextEdit):
         self.viewport().setMouseTracking(True)
 
         self._spans: list[TokenSpan] = []  # sorted by start
-        self._last_generation: tuple[int, int] | None = None
+        self._last_generation: GenerationRange | None = None
+        self._gen_start = 0  # where the running generation inserts its first token
         self._gen_cursor: QTextCursor | None = None
         self._gen_block_open = False
         self._gen_count = 0
@@ -91,6 +100,10 @@ class Editor(QPlainTextEdit):
         self._ghost: GhostText | None = None
         self._ghost_edit = False  # an edit of our own that keeps the ghost text
         self.ghost_badge = GhostBadge(self.viewport())
+        self._history = MarkHistory()
+        self._undo_step = 0  # the document's undo step that the marks belong to
+        self._new_edit = False  # Qt added an undo command: the next change is not Undo/Redo
+        self.document().undoCommandAdded.connect(self._on_undo_command_added)
         self.document().contentsChange.connect(self._on_contents_change)
         self.cursorPositionChanged.connect(self._on_cursor_moved)
         self.updateRequest.connect(self._place_badge)
@@ -105,7 +118,7 @@ class Editor(QPlainTextEdit):
         self._hover_timer = QTimer(self, singleShot=True, interval=HOVER_DELAY_MS)
         self._hover_timer.timeout.connect(self._show_hovered)
         self._hide_timer = QTimer(self, singleShot=True, interval=HIDE_DELAY_MS)
-        self._hide_timer.timeout.connect(self.popup.hide)
+        self._hide_timer.timeout.connect(self._hide_hover_popup)
 
     # --- text ---------------------------------------------------------------------------------
 
@@ -115,7 +128,10 @@ class Editor(QPlainTextEdit):
         self.clear_ghost()
         self._spans.clear()
         self._last_generation = None
+        self._history.clear()
+        self._undo_step = 0  # setPlainText empties the undo stack
         self.setPlainText(text)
+        self._history.clear()
         self.refresh_marks()
 
     def text_before(self, pos: int) -> str:
@@ -132,7 +148,7 @@ class Editor(QPlainTextEdit):
     def generating(self) -> bool:
         return self._gen_cursor is not None
 
-    def last_generation(self) -> tuple[int, int] | None:
+    def last_generation(self) -> GenerationRange | None:
         return self._last_generation
 
     def begin_generation(self, at: int, replace_end: int | None = None) -> None:
@@ -150,7 +166,7 @@ class Editor(QPlainTextEdit):
             cursor.endEditBlock()
             self._gen_block_open = True
         self._gen_cursor = cursor
-        self._last_generation = (at, at)
+        self._gen_start = at  # the last generation changes with the first token, not before
         self.setTextCursor(QTextCursor(cursor))
         self.setReadOnly(True)  # the person's keystrokes must not land inside the undo step
 
@@ -169,8 +185,7 @@ class Editor(QPlainTextEdit):
         end = cursor.position()
         bisect.insort(self._spans, TokenSpan(start, end, event, self._gen_count),
                       key=lambda s: s.start)
-        first = self._last_generation[0] if self._last_generation else start
-        self._last_generation = (first, end)
+        self._last_generation = GenerationRange(self._gen_start, end, self._gen_start)
         self.setTextCursor(QTextCursor(cursor))
         self.ensureCursorVisible()
         self._schedule_marks()
@@ -184,8 +199,6 @@ class Editor(QPlainTextEdit):
         self._gen_cursor = None
         self._gen_block_open = False
         self.setReadOnly(False)
-        if self._last_generation and self._last_generation[0] == self._last_generation[1]:
-            self._last_generation = None
         self.refresh_marks()
 
     def _close_undo_step(self, cursor: QTextCursor) -> None:
@@ -307,6 +320,7 @@ class Editor(QPlainTextEdit):
         cursor = QTextCursor(self.document())
         cursor.setPosition(span.start)
         below = self.cursorRect(cursor).bottomLeft() + QPoint(0, 4)
+        self._hide_timer.stop()
         self.popup.show_for(span, self.viewport().mapToGlobal(below), keyboard)
 
     def show_alternatives_at_cursor(self) -> bool:
@@ -328,29 +342,71 @@ class Editor(QPlainTextEdit):
 
     # --- edits and the pointer ----------------------------------------------------------------
 
+    def _on_undo_command_added(self) -> None:
+        self._new_edit = True
+
     def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
+        restored = self._follow_undo_step(removed, added)
         if removed == 0 and added == 0:
             return
         self.revision += 1
         if not self._ghost_edit:
             self.clear_ghost()
-        self._spans = [s for s in self._spans if shift_token(s, pos, removed, added)]
-        if self._last_generation is not None and self._gen_cursor is None:
-            self._last_generation = shift_range(self._last_generation, pos, removed, added)
+        if restored is not None:
+            self._spans = list(restored.spans)
+            self._last_generation = restored.last_generation
+        else:
+            self._spans = [moved for s in self._spans
+                           if (moved := shift_token(s, pos, removed, added)) is not None]
+            if self._last_generation is not None and self._gen_cursor is None:
+                self._last_generation = shift_generation(self._last_generation, pos, removed,
+                                                         added)
         if self.popup.isVisible() and self.popup.span not in self._spans:
             self.popup.hide()
         self._schedule_marks()
 
+    def _follow_undo_step(self, removed: int, added: int) -> Marks | None:
+        """Keep the marks of the undo step this change leaves; the marks of the step it comes
+        to when that is Undo or Redo (None: follow the edit by moving the marks instead)."""
+        new_edit, self._new_edit = self._new_edit, False
+        document = self.document()
+        step = document.availableUndoSteps()
+        if step == self._undo_step:
+            return None
+        length_before = document.characterCount() - added + removed
+        self._history.save(self._undo_step,
+                           Marks(tuple(self._spans), self._last_generation, length_before))
+        self._undo_step = step
+        if new_edit:
+            self._history.forget_from(step)  # Qt dropped its redo steps too
+            return None
+        if self._gen_cursor is not None:
+            return None
+        return self._history.at(step, document.characterCount())
+
+    # The hover popup follows the pointer; one opened from the keyboard does not, so none of the
+    # pointer's comings and goings may hide or replace it.
+
+    def _keyboard_popup_open(self) -> bool:
+        return self.popup.isVisible() and self.popup.from_keyboard
+
+    def _hide_hover_popup(self) -> None:
+        if not self.popup.from_keyboard:
+            self.popup.hide()
+
+    def _hide_hover_popup_soon(self) -> None:
+        if self.popup.isVisible() and not self.popup.from_keyboard:
+            self._hide_timer.start()
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         super().mouseMoveEvent(event)
-        if not self._token_view or self.generating:
+        if not self._token_view or self.generating or self._keyboard_popup_open():
             return
         span = self.token_at_point(event.position().toPoint())
         if span is None:
             self._hover_timer.stop()
             self._hover_span = None
-            if self.popup.isVisible():
-                self._hide_timer.start()
+            self._hide_hover_popup_soon()
             return
         if self.popup.isVisible() and self.popup.span is span:
             self._hide_timer.stop()
@@ -362,11 +418,12 @@ class Editor(QPlainTextEdit):
     def leaveEvent(self, event: object) -> None:
         self._hover_timer.stop()
         self._hover_span = None
-        if self.popup.isVisible():
-            self._hide_timer.start()
+        self._hide_hover_popup_soon()
         super().leaveEvent(event)  # type: ignore[arg-type]
 
     def _show_hovered(self) -> None:
+        if self._keyboard_popup_open():
+            return
         if self._hover_span is not None and self._hover_span in self._spans:
             self._hide_timer.stop()
             self.show_alternatives(self._hover_span)
@@ -375,7 +432,7 @@ class Editor(QPlainTextEdit):
         if inside:
             self._hide_timer.stop()
         else:
-            self._hide_timer.start()
+            self._hide_hover_popup_soon()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

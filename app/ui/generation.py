@@ -19,6 +19,7 @@ from app.ui.worker import EngineWorker
 
 class GenerationController(QObject):
     running_changed = Signal(bool)
+    token_written = Signal(object)  # TokenEvent, once it is in the editor
     finished = Signal(object)  # GenerationStats, also for a stopped run
     failed = Signal(str)
 
@@ -31,6 +32,7 @@ class GenerationController(QObject):
         self._params_for_run = params_for_run
         self._active: int | None = None
         self._stopped: int | None = None
+        self.run_params = SamplingParams()  # those of the running or the last run
         worker.token_generated.connect(self._on_token)
         worker.generation_finished.connect(self._on_finished)
         worker.generation_failed.connect(self._on_failed)
@@ -48,20 +50,27 @@ class GenerationController(QObject):
         self.generate_range(at, at)
 
     def regenerate(self) -> None:
-        """Replace the last generation with a new one; without one, generate at the cursor."""
+        """Replace what the model last wrote with a new run; without a last generation,
+        generate at the cursor.
+
+        Only the text the writer has not touched is replaced: when they changed something
+        inside the last generation, everything up to the end of their last change there stays
+        (it is the writer's now, and the prompt of the new run) and the rest is written anew.
+        """
         if self.running:
             self.stop()
         last = self._editor.last_generation()
         if last is None:
             self.generate()
         else:
-            self.generate_range(*last)
+            self.generate_range(last.untouched, last.end)
 
     def generate_range(self, start: int, end: int) -> None:
         """Replace [start, end) (empty: insert at start) with a generation, as one undo step."""
         if self.running:
             self.stop()
         params = self._params_for_run()
+        self.run_params = params
         prompt = self._editor.text_before(start)
         self._editor.begin_generation(start, end if end > start else None)
         self._active = self._worker.generate(prompt, params)
@@ -79,6 +88,7 @@ class GenerationController(QObject):
     def _on_token(self, request_id: int, event: TokenEvent) -> None:
         if request_id == self._active:
             self._editor.append_token(event)
+            self.token_written.emit(event)
 
     def _on_finished(self, request_id: int, stats: GenerationStats) -> None:
         if request_id == self._stopped:

@@ -98,12 +98,12 @@ class SamplingPanel(QWidget):
         preset_row.addWidget(menu_button)
 
         self.distribution = DistributionView(self)
-        distribution_title = QLabel("Next token at the cursor", self)
-        distribution_title.setStyleSheet("font-weight: 600;")
+        self.distribution_title = QLabel("Next token at the cursor", self)
+        self.distribution_title.setStyleSheet("font-weight: 600;")
         self.distribution_box = QWidget(self)
         distribution_layout = QVBoxLayout(self.distribution_box)
         distribution_layout.setContentsMargins(0, 4, 0, 4)
-        distribution_layout.addWidget(distribution_title)
+        distribution_layout.addWidget(self.distribution_title)
         distribution_layout.addWidget(self.distribution)
 
         controls = QWidget(self)

@@ -1,14 +1,16 @@
 """The small window over a generated token: its top alternatives, each a button that swaps it in.
 
-Opened by hovering a token in the token view (a tooltip-like window that never takes focus)
-or from the keyboard (Ctrl+Shift+A; then a focus-taking popup whose rows are reached with Tab
-and the arrow keys). Each row replaces the token; its ⟳ button also regenerates the rest of
-that generation from there.
+Opened by hovering a token in the token view (a tooltip-like window that never takes focus
+and goes when the pointer leaves) or from the keyboard (Ctrl+Shift+A; then a focus-taking popup
+that stays until Esc, a choice, or a click elsewhere). Each row replaces the token; its ⟳ button
+also regenerates the rest of that generation from there. Keys: Up/Down move between rows,
+Right/Left between a row and its ⟳, Enter or Space chooses, Ctrl+R chooses the row's token and
+regenerates, Tab visits every button.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QEnterEvent, QKeyEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
@@ -65,6 +67,7 @@ class TokenPopup(QFrame):
             "The most likely tokens at this place; choose one to replace the generated token"
         )
         self.span: TokenSpan | None = None
+        self.from_keyboard = False  # a keyboard popup ignores where the pointer is
         self._title = QLabel(self)
         self._title.setTextFormat(Qt.TextFormat.PlainText)
         self._grid = QGridLayout()
@@ -81,6 +84,7 @@ class TokenPopup(QFrame):
 
     def show_for(self, span: TokenSpan, at: QPoint, keyboard: bool = False) -> None:
         self.span = span
+        self.from_keyboard = keyboard
         event = span.event
         self._title.setText(f"“{visible_token(event.text)}”  had {percent(event.p)}")
         self._fill(event)
@@ -111,9 +115,11 @@ class TokenPopup(QFrame):
             again = QToolButton(self)
             again.setText("⟳")
             again.setAutoRaise(True)
-            again.setToolTip("Use this token and regenerate the rest from here")
+            again.setToolTip("Use this token and regenerate the rest from here (Ctrl+R)")
             again.setAccessibleName(f"Use {alternative.text.strip() or 'this'} and regenerate")
             again.clicked.connect(lambda _=False, a=alternative: self._choose(a, True))
+            button.installEventFilter(self)
+            again.installEventFilter(self)
             self._grid.addWidget(button, row, 0)
             self._grid.addWidget(again, row, 1)
             self.buttons.append(button)
@@ -125,14 +131,50 @@ class TokenPopup(QFrame):
         if span is not None:
             self.chosen.emit(span, alternative, regenerate)
 
+    def _focused_row(self) -> int | None:
+        """The row whose button or ⟳ has the focus."""
+        focused = self.focusWidget()
+        for row, (button, again) in enumerate(zip(self.buttons, self.regenerate_buttons,
+                                                  strict=True)):
+            if focused is button or focused is again:
+                return row
+        return None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # A button moves the focus to the next button of any kind on an arrow key before its
+        # parent sees the key, so the keys of the rows are taken here, ahead of the buttons.
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            return self._row_key(event)
+        return super().eventFilter(watched, event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.hide()
             return
-        if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
-            self.focusNextPrevChild(event.key() == Qt.Key.Key_Down)
-            return
         super().keyPressEvent(event)
+
+    def _row_key(self, event: QKeyEvent) -> bool:
+        """Act on a key pressed on a row or its ⟳; whether it was one of the rows' keys."""
+        key = event.key()
+        row = self._focused_row()
+        if row is None:
+            return False
+        if key in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+            step = 1 if key == Qt.Key.Key_Down else -1
+            self.buttons[(row + step) % len(self.buttons)].setFocus(
+                Qt.FocusReason.TabFocusReason)
+        elif key == Qt.Key.Key_Right:
+            self.regenerate_buttons[row].setFocus(Qt.FocusReason.TabFocusReason)
+        elif key == Qt.Key.Key_Left:
+            self.buttons[row].setFocus(Qt.FocusReason.TabFocusReason)
+        elif key == Qt.Key.Key_R and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._choose(self.buttons[row].alternative, True)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            on_again = self.focusWidget() is self.regenerate_buttons[row]
+            self._choose(self.buttons[row].alternative, on_again)
+        else:
+            return False
+        return True
 
     def enterEvent(self, event: QEnterEvent) -> None:
         self.pointer_inside.emit(True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,20 +232,23 @@ class Draw:
 
 
 def record_draws(monkeypatch: pytest.MonkeyPatch) -> list[Draw]:
-    """Every Mirostat draw the generator makes from now on; the real sampler still draws."""
+    """Every Mirostat draw the generator makes from now on (generate draws through
+    draw_next_token, suggest through sample_next_token); the real sampler still draws."""
     draws: list[Draw] = []
-    sample_next_token = generator_module.sample_next_token
 
-    def recording(logits: np.ndarray, params: SamplingParams, ctx: SamplerContext,
-                  rng: np.random.Generator, mirostat: MirostatState | None = None) -> int:
-        assert mirostat is not None
-        mu_before = mirostat.mu
-        token = sample_next_token(logits, params, ctx, rng, mirostat)
-        draws.append(Draw(ctx.history.ctypes.data, len(ctx.history), ctx.banned_ids, mu_before,
-                          mirostat.mu))
-        return token
+    def recording(draw: Callable[..., Any]) -> Callable[..., Any]:
+        def record(logits: np.ndarray, params: SamplingParams, ctx: SamplerContext,
+                   rng: np.random.Generator, mirostat: MirostatState | None = None) -> Any:
+            assert mirostat is not None
+            mu_before = mirostat.mu
+            drawn = draw(logits, params, ctx, rng, mirostat)
+            draws.append(Draw(ctx.history.ctypes.data, len(ctx.history), ctx.banned_ids,
+                              mu_before, mirostat.mu))
+            return drawn
+        return record
 
-    monkeypatch.setattr(generator_module, "sample_next_token", recording)
+    for name in ("sample_next_token", "draw_next_token"):
+        monkeypatch.setattr(generator_module, name, recording(getattr(generator_module, name)))
     return draws
 
 

@@ -147,3 +147,91 @@ def test_the_editor_is_read_only_while_generating(
     assert window.editor.isReadOnly() and not window.undo_action.isEnabled()
     window.stop_action.trigger()
     assert not window.editor.isReadOnly()
+
+
+def select(window: MainWindow, start: int, end: int) -> None:
+    cursor = window.editor.textCursor()
+    cursor.setPosition(start)
+    cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+    window.editor.setTextCursor(cursor)
+
+
+def regenerate_and_wait(qtbot: QtBot, window: MainWindow) -> None:
+    qtbot.keyClick(window.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.generation.running, timeout=5000)
+
+
+def test_regenerate_keeps_the_writers_edit_and_replaces_what_follows_it(
+        qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 12)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    first = window.editor.toPlainText()  # "Hello" + 12 one-letter tokens
+    select(window, 9, 10)
+    qtbot.keyClicks(window.editor, "XY")  # the writer rewrites the fifth token
+    edited = window.editor.toPlainText()
+    assert edited == first[:9] + "XY" + first[10:]
+    regenerate_and_wait(qtbot, window)
+    second = window.editor.toPlainText()
+    assert second[:11] == first[:9] + "XY"  # the edit and all before it stay
+    assert len(second) == 11 + 12  # a fresh run after the edit replaced the 7 tokens after it
+    assert second[11:18] != first[10:]
+    window.editor.undo()
+    assert window.editor.toPlainText() == edited
+
+
+def test_regenerate_again_keeps_the_edit_and_rerolls_the_tail(qtbot: QtBot,
+                                                              window: MainWindow) -> None:
+    set_max_tokens(window, 6)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    select(window, 7, 8)
+    qtbot.keyClicks(window.editor, "-")
+    kept = window.editor.toPlainText()[:8]
+    regenerate_and_wait(qtbot, window)
+    regenerate_and_wait(qtbot, window)
+    text = window.editor.toPlainText()
+    assert text[:8] == kept and len(text) == 8 + 6
+
+
+def test_typing_next_to_the_generation_does_not_count_as_an_edit_of_it(
+        qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 6)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    qtbot.keyClicks(window.editor, " end")  # after it
+    regenerate_and_wait(qtbot, window)
+    text = window.editor.toPlainText()
+    assert text.startswith("Hello") and text.endswith(" end") and len(text) == 5 + 6 + 4
+
+
+def test_after_undo_and_redo_regenerate_replaces_the_same_text(qtbot: QtBot,
+                                                               window: MainWindow) -> None:
+    set_max_tokens(window, 8)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    first = window.editor.toPlainText()
+    qtbot.keyClick(window.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.editor.toPlainText() == "Hello"
+    qtbot.keyClick(window.editor, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.editor.toPlainText() == first
+    regenerate_and_wait(qtbot, window)
+    second = window.editor.toPlainText()
+    assert second.startswith("Hello") and len(second) == len(first)  # replaced, not appended
+    assert second != first
+
+
+def test_undo_of_a_regeneration_brings_back_the_first_one_to_regenerate(
+        qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 8)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    first = window.editor.toPlainText()
+    regenerate_and_wait(qtbot, window)
+    window.undo_action.trigger()
+    assert window.editor.toPlainText() == first
+    assert [(s.start, s.end) for s in window.editor.tokens()] == [(i, i + 1)
+                                                                  for i in range(5, 13)]
+    regenerate_and_wait(qtbot, window)
+    assert len(window.editor.toPlainText()) == len(first)

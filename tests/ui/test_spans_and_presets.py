@@ -15,7 +15,7 @@ from app.engine.fake import FakeEngine
 from app.engine.sampling_params import SamplingParams
 from app.ui.main_window import MainWindow
 from app.ui.presets import BUILTIN, PresetStore
-from app.ui.spans import TokenSpan, shift_range, shift_token
+from app.ui.spans import GenerationRange, TokenSpan, shift_generation, shift_token
 
 from .conftest import generate_and_wait
 
@@ -32,21 +32,34 @@ EVENT = TokenEvent(1, "ab", 0.5)
 ])
 def test_a_token_follows_edits(pos: int, removed: int, added: int,
                                expected: tuple[int, int] | None) -> None:
-    span = TokenSpan(5, 7, EVENT, 1)
-    kept = shift_token(span, pos, removed, added)
-    assert ((span.start, span.end) if kept else None) == expected
+    moved = shift_token(TokenSpan(5, 7, EVENT, 1), pos, removed, added)
+    assert ((moved.start, moved.end) if moved else None) == expected
 
 
 @pytest.mark.parametrize(("pos", "removed", "added", "expected"), [
-    (12, 0, 2, (5, 10)),
-    (7, 1, 3, (5, 12)),  # an edit inside stretches it
-    (3, 4, 0, (3, 6)),  # cutting its beginning
-    (8, 5, 0, (5, 8)),  # cutting its end
+    (12, 0, 2, (5, 10, 5)),
+    (10, 0, 2, (5, 10, 5)),  # typing right after it is not an edit of it
+    (5, 0, 2, (7, 12, 7)),  # nor is typing right before it
+    (7, 1, 3, (5, 12, 10)),  # an edit inside stretches it; up to the edit is the writer's
+    (3, 4, 0, (3, 6, 3)),  # cutting its beginning
+    (8, 5, 0, (5, 8, 8)),  # cutting its end
+    (8, 5, 1, (5, 9, 9)),  # replacing its end: what the writer typed there is theirs
     (4, 7, 0, None),  # deleting it whole
 ])
 def test_a_generation_range_follows_edits(pos: int, removed: int, added: int,
-                                          expected: tuple[int, int] | None) -> None:
-    assert shift_range((5, 10), pos, removed, added) == expected
+                                          expected: tuple[int, int, int] | None) -> None:
+    moved = shift_generation(GenerationRange(5, 10, 5), pos, removed, added)
+    assert ((moved.start, moved.end, moved.untouched) if moved else None) == expected
+
+
+@pytest.mark.parametrize(("pos", "removed", "added", "untouched"), [
+    (6, 1, 1, 8),  # an edit before the last one inside it: the last one still counts
+    (9, 0, 1, 10),  # a later edit moves the boundary to its end
+])
+def test_the_untouched_tail_starts_after_the_last_edit(pos: int, removed: int, added: int,
+                                                       untouched: int) -> None:
+    moved = shift_generation(GenerationRange(5, 10, 8), pos, removed, added)
+    assert moved is not None and moved.untouched == untouched
 
 
 def test_presets_save_rename_delete_and_refuse_built_ins() -> None:

@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from app.engine.fake import FakeEngine
+from app.ui import editor as editor_module
 from app.ui.main_window import MainWindow
 from app.ui.spans import TokenSpan
 
@@ -137,3 +139,115 @@ def test_token_colours_are_painted_while_tokens_stream_in(qtbot: QtBot,
     qtbot.waitUntil(lambda: len(window.editor.extraSelections()) > 20, timeout=1000)
     assert window.generation.running  # painted before the end, not after it
     window.stop_action.trigger()
+
+
+def token_marks(window: MainWindow) -> list[tuple[int, int]]:
+    window.editor.refresh_marks()
+    return [(m.cursor.selectionStart(), m.cursor.selectionEnd())
+            for m in window.editor.extraSelections()]
+
+
+def test_token_colours_come_back_after_undo_and_redo(qtbot: QtBot, window: MainWindow) -> None:
+    generate_with_colours(qtbot, window)
+    coloured = token_marks(window)
+    assert coloured == [(i, i + 1) for i in range(5, 11)]
+    qtbot.keyClick(window.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert token_marks(window) == []
+    window.redo_action.trigger()
+    assert token_marks(window) == coloured
+    assert [s.event.text for s in window.editor.tokens()] == list(window.editor.toPlainText()[5:])
+
+
+def test_undoing_an_edit_inside_a_token_brings_its_colour_back(qtbot: QtBot,
+                                                               window: MainWindow) -> None:
+    generate_with_colours(qtbot, window)
+    coloured = token_marks(window)
+    cursor = window.editor.textCursor()
+    cursor.setPosition(7)
+    cursor.setPosition(8, QTextCursor.MoveMode.KeepAnchor)
+    window.editor.setTextCursor(cursor)
+    qtbot.keyClicks(window.editor, "Q")
+    assert (7, 8) not in token_marks(window)
+    window.undo_action.trigger()
+    assert token_marks(window) == coloured
+
+
+def open_alternatives_from_the_keyboard(qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 6)
+    qtbot.keyClicks(window.editor, "Hi")
+    generate_and_wait(qtbot, window)
+    cursor = window.editor.textCursor()
+    cursor.setPosition(4)
+    window.editor.setTextCursor(cursor)
+    qtbot.keyClick(window.editor, Qt.Key.Key_A,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(window.editor.popup.isVisible, timeout=2000)
+
+
+def test_the_keyboard_popup_stays_open_while_the_pointer_rests_on_the_editor(
+        qtbot: QtBot, window: MainWindow) -> None:
+    window.set_token_view(True)
+    qtbot.mouseMove(window.editor.viewport(), QPoint(3, 3))
+    open_alternatives_from_the_keyboard(qtbot, window)
+    popup = window.editor.popup
+    span = popup.span
+    other_token = point_of(window, window.editor.tokens()[0])
+    for point in (QPoint(3, 3), QPoint(400, 300), other_token, QPoint(40, 60)):
+        qtbot.mouseMove(window.editor.viewport(), point)
+        qtbot.wait(editor_module.HOVER_DELAY_MS + 50)
+    qtbot.wait(editor_module.HIDE_DELAY_MS + 200)
+    assert popup.isVisible() and popup.span is span
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+    assert not popup.isVisible()
+
+
+def test_up_and_down_move_between_rows_only(qtbot: QtBot, window: MainWindow) -> None:
+    open_alternatives_from_the_keyboard(qtbot, window)
+    popup = window.editor.popup
+    assert QApplication.focusWidget() is popup.buttons[0]
+    for row in (1, 2, 3):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+        assert QApplication.focusWidget() is popup.buttons[row]
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Up)
+    assert QApplication.focusWidget() is popup.buttons[2]
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Right)  # the row's ⟳
+    assert QApplication.focusWidget() is popup.regenerate_buttons[2]
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)  # from ⟳ to the next row
+    assert QApplication.focusWidget() is popup.buttons[3]
+    assert popup.isVisible()
+
+
+def test_enter_on_a_row_swaps_the_token(qtbot: QtBot, window: MainWindow) -> None:
+    open_alternatives_from_the_keyboard(qtbot, window)
+    before = window.editor.toPlainText()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    assert not window.editor.popup.isVisible()
+    assert window.editor.toPlainText() == before[:3] + "b" + before[4:]
+
+
+def test_ctrl_r_on_a_row_swaps_the_token_and_regenerates_after_it(qtbot: QtBot,
+                                                                  window: MainWindow) -> None:
+    open_alternatives_from_the_keyboard(qtbot, window)
+    before = window.editor.toPlainText()
+    for _ in range(3):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.generation.running, timeout=5000)
+    after = window.editor.toPlainText()
+    assert after[:4] == before[:3] + "d"
+    assert len(after) == 4 + 6  # a fresh run of max_new_tokens after the chosen token
+
+
+def test_a_click_elsewhere_closes_the_keyboard_popup(qtbot: QtBot, window: MainWindow) -> None:
+    open_alternatives_from_the_keyboard(qtbot, window)
+    popup = window.editor.popup
+    before = window.editor.toPlainText()
+    qtbot.wait(editor_module.HIDE_DELAY_MS + 100)
+    assert popup.isVisible()
+    # An open popup holds the pointer, so Qt hands it a click anywhere else on the screen.
+    elsewhere = popup.mapFromGlobal(window.editor.viewport().mapToGlobal(QPoint(400, 300)))
+    assert not popup.rect().contains(elsewhere)
+    qtbot.mouseClick(popup, Qt.MouseButton.LeftButton, pos=elsewhere)
+    assert not popup.isVisible()
+    assert window.editor.toPlainText() == before
