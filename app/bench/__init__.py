@@ -15,6 +15,14 @@ def bench_main(argv: list[str]) -> int:
         from app.bench.autocomplete import autocomplete_bench_main
 
         return autocomplete_bench_main(argv[1:])
+    if argv[:1] == ["quality"]:
+        from app.bench.quality import quality_bench_main
+
+        return quality_bench_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        from app.bench.serve import serve_bench_main
+
+        return serve_bench_main(argv[1:])
     if argv[:1] == ["gui"]:
         from app.bench.gui import gui_bench_main
 

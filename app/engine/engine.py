@@ -31,9 +31,11 @@ class Engine:
         return len(self.tokenizer.encode(text))
 
     def generate(self, prompt: str, params: SamplingParams,
-                 cancel: threading.Event | None = None) -> Iterator[TokenEvent]:
+                 cancel: threading.Event | None = None,
+                 n_alternatives: int = 10) -> Iterator[TokenEvent]:
         with self._lock:
-            yield from self.generator.generate(self.tokenizer.encode(prompt), params, cancel)
+            yield from self.generator.generate(self.tokenizer.encode(prompt), params, cancel,
+                                               n_alternatives)
 
     def suggest(self, prompt: str, params: SamplingParams, n_alternatives: int = 3,
                 max_tokens: int = 8, stop_at_sentence_end: bool = False,

@@ -37,7 +37,8 @@ class FakeEngine:
         return len(text.encode("utf-8"))
 
     def generate(
-        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None,
+        n_alternatives: int = 10,
     ) -> Iterator[TokenEvent]:
         rng = np.random.default_rng(params.seed)
         p = 1.0 / len(_ALPHABET)
@@ -55,7 +56,7 @@ class FakeEngine:
             piece = _ALPHABET[index]
             text += piece
             alternatives = tuple(
-                Alternative(token_id=ord(c), text=c, p=p) for c in _ALPHABET[:10]
+                Alternative(token_id=ord(c), text=c, p=p) for c in _ALPHABET[:n_alternatives]
             )
             stats.new_tokens += 1
             elapsed = time.perf_counter() - started

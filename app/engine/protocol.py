@@ -19,9 +19,11 @@ class TextEngine(Protocol):
         ...
 
     def generate(
-        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None
+        self, prompt: str, params: SamplingParams, cancel: threading.Event | None = None,
+        n_alternatives: int = 10,
     ) -> Iterator[TokenEvent]:
         """Continue `prompt`, one event per token; returns between tokens once `cancel` is set.
+        Each event carries the `n_alternatives` most likely tokens at its step.
 
         A prompt longer than the context keeps its end. The KV cache keeps the prompt, so a
         later call whose prompt shares a prefix runs only the new tokens.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -31,12 +31,14 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.engine.errors import GhostpenError
-from app.engine.events import Candidate, EngineInfo, GenerationStats
+from app.engine.events import EngineInfo, GenerationStats
 from app.engine.providers import DEVICE_PROVIDERS, available_providers
 from app.engine.sampling_params import SamplingParams
 from app.paths import models_dir
 from app.ui.autocomplete import AutocompleteController
+from app.ui.distribution_feed import DistributionFeed
 from app.ui.document_session import DocumentSession
+from app.ui.documents import Recovery
 from app.ui.editor import Editor
 from app.ui.engines import (
     DEVICES,
@@ -49,7 +51,9 @@ from app.ui.menus import MenuCommands, WindowMenus
 from app.ui.model_dialog import ModelDialog
 from app.ui.notice import Notice
 from app.ui.presets import PresetStore
+from app.ui.recovery_offer import RecoveryOffer
 from app.ui.sampling_panel import SamplingPanel
+from app.ui.serve_toggle import ServeToggle
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
 from app.ui.theme import THEMES, apply_theme, writing_font
@@ -62,7 +66,7 @@ STATUS_MS = 8000
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None,
-                 engine_factory: EngineFactory | None = None) -> None:
+                 engine_factory: EngineFactory | None = None, offer_recovery: bool = True) -> None:
         super().__init__()
         self.setObjectName("main-window")
         self.settings = settings or Settings()
@@ -70,7 +74,6 @@ class MainWindow(QMainWindow):
             lambda: self.settings.get("last_model"))
         self.engine_info: EngineInfo | None = None
         self._closed = False
-        self._preview_id = 0
 
         self.worker = EngineWorker(self)
         self.editor = Editor(self)
@@ -80,6 +83,7 @@ class MainWindow(QMainWindow):
         self.document = DocumentSession(self.editor, self.settings, self)
         self.autocomplete = AutocompleteController(self.worker, self.editor, self.generation,
                                                    self.settings, self.panel.presets, self)
+        self.distribution_feed = DistributionFeed(self.worker, self.generation, self.panel, self)
 
         self._make_actions()
         self.notice = Notice([self.models_action, self.open_models_folder_action,
@@ -91,6 +95,10 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.notice)
+        self.recovery_offer = RecoveryOffer(self.document, self)
+        self.recovery_offer.open_beside.connect(self.open_beside)
+        self.beside_windows: list[MainWindow] = []  # top-level windows: this keeps them alive
+        layout.addWidget(self.recovery_offer)
         self._central_layout = layout
         layout.addWidget(self.editor, 1)
         self.setCentralWidget(central)
@@ -109,6 +117,7 @@ class MainWindow(QMainWindow):
         self.menus = WindowMenus(self, self._menu_commands())
         self.menus.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
         self.menus.device_group.triggered.connect(lambda a: self.set_device(a.data()))
+        self.serve_toggle = ServeToggle(self, self.worker, self.show_message)
 
         self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
         self._preview_timer.timeout.connect(self._request_preview)
@@ -116,7 +125,8 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._update_title()
         self._update_actions()
-        self.document.recover()
+        if offer_recovery:  # a window opened beside another leaves the offering to that one
+            self.recovery_offer.offer(self.document.recoverable())
         self.load_engine()
 
     # --- construction -------------------------------------------------------------------------
@@ -282,7 +292,7 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         self.worker.engine_loaded.connect(self._on_engine_loaded)
         self.worker.engine_failed.connect(self._on_engine_failed)
-        self.worker.candidates_ready.connect(self._on_candidates)
+        self.distribution_feed.context_counted.connect(self._show_context)
         self.generation.running_changed.connect(self._on_running_changed)
         self.generation.finished.connect(self._on_generation_finished)
         self.generation.failed.connect(self._on_generation_failed)
@@ -437,8 +447,6 @@ class MainWindow(QMainWindow):
     def _on_running_changed(self, running: bool) -> None:
         if running:
             self.statusBar().showMessage("Generating… (Esc stops)")
-            self.panel.distribution.set_empty_text(
-                "The next-token chances show again when the model stops writing.")
         self._update_actions()
         if not running:
             self._schedule_preview()
@@ -480,13 +488,7 @@ class MainWindow(QMainWindow):
                 or not self.dock.isVisible() or not self.panel.distribution_box.isVisible()):
             return
         prompt = self.editor.text_before(self.editor.insertion_point())
-        self._preview_id = self.worker.request_candidates(prompt, self.panel.params())
-
-    def _on_candidates(self, request_id: int, candidates: list[Candidate], n_tokens: int) -> None:
-        if request_id != self._preview_id:
-            return
-        self.panel.distribution.set_candidates(candidates)
-        self._show_context(n_tokens)
+        self.distribution_feed.request(prompt, self.panel.params())
 
     def _show_context(self, n_tokens: int) -> None:
         n_ctx = self.engine_info.n_ctx if self.engine_info else 1024
@@ -517,6 +519,19 @@ class MainWindow(QMainWindow):
         path = self.document.path
         self.setWindowTitle(f"{self.document.name}[*] — Ghostpen")
         self.setWindowFilePath(str(path) if path else "")
+
+    def open_beside(self, recovery: Recovery) -> MainWindow:
+        """Open `recovery` in a second window (one document per window), this one untouched.
+        It loads its own copy of the model."""
+        beside = MainWindow(self.settings, self._engine_factory, offer_recovery=False)
+        self.beside_windows.append(beside)
+        app = QApplication.instance()
+        if app is not None:  # as run_gui does for the first window: unsaved text is kept
+            app.aboutToQuit.connect(lambda: beside.shutdown(keep_unsaved=True))
+        beside.move(self.pos() + QPoint(48, 48))
+        beside.show()
+        beside.document.restore(recovery)
+        return beside
 
     # --- models and help ----------------------------------------------------------------------
 
@@ -607,5 +622,6 @@ class MainWindow(QMainWindow):
             self._models_dialog.shutdown()
         if self.welcome is not None:
             self.welcome.jobs.shutdown()
+        self.serve_toggle.shutdown()  # before the worker: it may be waiting on a request
         self.worker.shutdown()
         self.document.close(keep_unsaved)

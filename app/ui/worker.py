@@ -30,9 +30,10 @@ from app.ui.engines import NoModelError
 log = logging.getLogger(__name__)
 
 # Run order when several kinds wait: a model load first, then generation, then a suggestion
-# (someone is waiting for it), then the preview, then reading the text ahead of time.
-JobKind = Literal["load", "generate", "suggest", "candidates", "warm"]
-_KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "candidates", "warm")
+# (someone is waiting for it), then the preview, then reading the text ahead of time, then a
+# call from another thread (the local server's requests: the window's own work goes first).
+JobKind = Literal["load", "generate", "suggest", "candidates", "warm", "call"]
+_KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "candidates", "warm", "call")
 
 
 @dataclass
@@ -96,6 +97,7 @@ class EngineWorker(QThread):
             "candidates": _JobHandler(self._run_candidates, "Preview failed",
                                       _emit_for_request(self.candidates_failed)),
             "warm": _JobHandler(self._run_warm, "Reading the text ahead failed", _log_only),
+            "call": _JobHandler(self._run_call, "A call on the engine failed", _log_only),
         }
 
     # --- requests, from the GUI thread -------------------------------------------------------
@@ -140,6 +142,21 @@ class EngineWorker(QThread):
         with self._wake:
             return self._submit("candidates", (prompt, params, top_n))
 
+    def run_on_engine(self, call: Callable[[TextEngine], None]) -> None:
+        """Run `call(engine)` on this thread once the jobs already waiting have run, and wait
+        for it; raises what it raised. For one other thread that needs the engine (the local
+        server's queue), never the GUI thread: it blocks."""
+        finished = threading.Event()
+        failure: list[Exception] = []
+        with self._wake:
+            if self._quit:
+                raise GhostpenError("The window is closing.")
+            assert "call" not in self._pending, "run_on_engine takes one caller at a time"
+            self._submit("call", (call, finished, failure))
+        finished.wait()
+        if failure:
+            raise failure[0]
+
     def stop(self) -> None:
         """Cancel the running generation and any waiting one."""
         with self._wake:
@@ -156,6 +173,10 @@ class EngineWorker(QThread):
         """Cancel everything, close the engine on its own thread and wait for the thread."""
         with self._wake:
             self._quit = True
+            waiting_call = self._pending.get("call")
+            if waiting_call is not None:  # its caller waits for an answer: give it one
+                waiting_call.args[2].append(GhostpenError("The window is closing."))
+                waiting_call.args[1].set()
             self._pending.clear()
             if self._running is not None:
                 self._running.cancel.set()
@@ -257,6 +278,17 @@ class EngineWorker(QThread):
             return
         n_tokens = self._engine.warm(prompt, room, job.cancel)
         self.warmed.emit(job.request_id, n_tokens)
+
+    def _run_call(self, job: _Job) -> None:
+        call, finished, failure = job.args
+        try:
+            if self._engine is None:
+                raise GhostpenError("No model is loaded in the window yet.")
+            call(self._engine)
+        except Exception as error:  # the caller's to report
+            failure.append(error)
+        finally:
+            finished.set()
 
     def _close_engine(self) -> None:
         engine, self._engine = self._engine, None
