@@ -147,11 +147,11 @@ def _foreign_precision(onnx_path: Path) -> str:
     return ""
 
 
-def _config_params(folder: Path) -> int:
+def _config_params(folder: Path, graph_dir: Path) -> int:
     from app.engine.loader import read_config
 
     try:
-        config = read_config(folder)
+        config = read_config(folder, graph_dir)
         from models.checkpoint import GPT2Config
 
         return GPT2Config.from_hf_json(config, folder / "config.json").n_params if config else 0
@@ -179,7 +179,7 @@ def describe(folder: Path) -> InstalledModel | None:
     source = ""
     with contextlib.suppress(OSError, ValueError, AttributeError):
         source = str(json.loads((folder / ORIGIN_FILE).read_text("utf-8")).get("source", ""))
-    return InstalledModel(folder.name, folder, _config_params(onnx_path.parent),
+    return InstalledModel(folder.name, folder, _config_params(folder, onnx_path.parent),
                           _foreign_precision(onnx_path), size, True, source)
 
 
@@ -350,7 +350,11 @@ def add_from_folder(src: Path, precision: str | None = None,
     try:
         _copy_tree(src, work / target, files, progress, cancel)
         if kind == "ours":
-            read_manifest(work / target)  # every file arrived whole
+            # every file arrived whole and sound; the stamp this leaves makes the first load fast
+            try:
+                read_manifest(work / target, verify_hashes=True)
+            except ModelLoadError as error:  # name the person's file, not the copy's
+                raise ModelLoadError(str(error).replace(str(work / target), str(src))) from error
         else:
             (work / target / ORIGIN_FILE).write_text(
                 json.dumps({"source": str(src.resolve())}), "utf-8")

@@ -186,6 +186,9 @@ def load_checkpoint(folder: Path) -> tuple[GPT2Config, dict[str, np.ndarray]]:
     except json.JSONDecodeError as error:
         raise ModelLoadError(f"{config_path} is not valid JSON ({error.msg} at line "
                              f"{error.lineno}); restore the original file.") from error
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(f"{config_path} is not UTF-8 text (byte {error.start} cannot be "
+                             "decoded); restore the original file.") from error
     if export is None:
         files = weight_files(folder)
         raw: dict[str, np.ndarray | str] = {}

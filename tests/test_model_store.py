@@ -13,7 +13,7 @@ import pytest
 
 from app import hub_download, model_store
 from app.engine.errors import GhostpenError, ModelLoadError
-from app.engine.model_files import sha256_of
+from app.engine.model_files import VERIFIED, sha256_of
 from app.engine.sampling_params import SamplingParams
 from app.model_store import Cancelled, TaskProgress
 from models.checkpoint import load_checkpoint
@@ -56,9 +56,10 @@ def test_add_our_model_folder_copies_it(tiny_model: Path) -> None:
     second = model_store.add_from_folder(tiny_model)
     assert (first.name, second.name) == ("tiny-fp32", "tiny-fp32-2")
     assert (first.precision, first.foreign) == ("fp32", False)
+    sources = [p for p in tiny_model.iterdir() if p.name != VERIFIED]  # a load's stamp
     assert sorted(p.name for p in first.path.iterdir()) == \
-        sorted(p.name for p in tiny_model.iterdir())
-    assert seen[-1].done == seen[-1].total == sum(f.stat().st_size for f in tiny_model.iterdir())
+        sorted([p.name for p in sources] + [VERIFIED])  # verified as it was added
+    assert seen[-1].done == seen[-1].total == sum(f.stat().st_size for f in sources)
     from app.engine.engine import load_engine
 
     assert load_engine(second.path, "cpu").count_tokens("hello world") == 2

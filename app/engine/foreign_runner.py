@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.engine.errors import ModelLoadError
+from app.engine.runner import checked_logits
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
@@ -162,4 +163,4 @@ class ForeignRunner:
             cache.keys = [p[0] for p in presents]
             cache.values = [p[1] for p in presents]
         cache.pos = total
-        return np.asarray(logits[:, -keep:, :], dtype=np.float32)
+        return checked_logits(np.asarray(logits[:, -keep:, :], dtype=np.float32))

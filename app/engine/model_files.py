@@ -1,19 +1,40 @@
 """A Ghostpen model folder: model.onnx (the graph), model.onnx.data (the weights), tokenizer.json,
 config.json and manifest.json, which names the format version, precision, source and the size
 and sha256 of every file. Checked at load so that a damaged folder gives one clear line.
+
+Hashing gpt2-large's 1.6 GB takes seconds, so a file is hashed on the first load and again only
+when it changed: VERIFIED keeps, per file, the size, mtime and inode it had when its sha256
+last matched. A file rewritten in place with its size and mtime restored (os.utime) keeps its
+stamp: the trade-off make and rsync make too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
+import re
+import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from app.engine.errors import ModelLoadError
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
+# Per file, what it was when its sha256 last matched the manifest (see verify_files).
+VERIFIED = ".verified.json"
+VERIFIED_FORMAT = "ghostpen-verified"
+# What every model folder of this format holds; the weights file model.onnx.data too where there
+# is one (models converted before the weights always went there hold them in model.onnx).
+REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
+EXTERNAL_DATA = "model.onnx.data"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # A Hugging Face checkpoint's weights: one file, or the index transformers' save_pretrained
 # writes beside model-0000N-of-0000M.safetensors when a checkpoint is over its shard size (5 GB:
 # a fine-tuned gpt2-xl in float32). Named here, in the engine's file format, because both the
@@ -91,7 +112,8 @@ def is_inside(folder: Path, name: object) -> bool:
 
 
 def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
-    """Read and check manifest.json: version, every file present with its recorded size."""
+    """Read and check manifest.json: version, every file present with its recorded size and,
+    with `verify_hashes`, its sha256 (verify_files: hashed only when changed since)."""
     path = folder / MANIFEST
     try:
         data = json.loads(path.read_text("utf-8"))
@@ -104,37 +126,125 @@ def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise ModelLoadError(f"{path} is not a Ghostpen manifest; convert the model again.")
     version = data.get("format_version")
-    if version != MANIFEST_VERSION:
+    if type(version) is not int or version != MANIFEST_VERSION:  # true == 1 in Python
         raise ModelLoadError(
             f"{folder} is in model format version {version}, this Ghostpen reads version "
             f"{MANIFEST_VERSION}; convert it again with `python -m models.export SRC {folder}`."
         )
-    try:
-        manifest = Manifest(
-            precision=str(data["precision"]), source=str(data.get("source", "")),
-            graph_format=str(data["graph_format"]), files=dict(data["files"]),
-            n_params=int(data.get("n_params", 0)), check=dict(data.get("check", {})),
-            version=version, kv_cache=str(data.get("kv_cache", "")),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error
+    manifest = _parse_manifest(path, data)
     for name, entry in manifest.files.items():
         if not is_inside(folder, name):
             raise ModelLoadError(f"{path} names {name!r}, which is not a file in {folder}; "
                                  "convert or download the model again.")
+        if not _is_file_entry(entry):
+            raise ModelLoadError(f"{path} gives no valid size and sha256 for {name!r}; "
+                                 "convert or download the model again.")
+    wanted = (*REQUIRED_FILES, *([EXTERNAL_DATA] if (folder / EXTERNAL_DATA).exists() else []))
+    for name in wanted:
+        if name not in manifest.files:
+            raise ModelLoadError(f"{path} does not list {name}; convert or download the model "
+                                 "again.")
+    for name, entry in manifest.files.items():
         file = folder / name
-        if not file.exists():
+        if not file.is_file():
             raise ModelLoadError(f"{file} is missing; convert or download the model again.")
         size = file.stat().st_size
-        if size != entry.get("size"):
+        if size != entry["size"]:
             raise ModelLoadError(
-                f"{file} is {size:,} bytes, the manifest says {entry.get('size'):,}: it is "
+                f"{file} is {size:,} bytes, the manifest says {entry['size']:,}: it is "
                 "truncated or was replaced; convert or download the model again."
             )
-        if verify_hashes and sha256_of(file) != entry.get("sha256"):
-            raise ModelLoadError(f"{file} does not match its sha256 in the manifest: it is "
-                                 "corrupt; convert or download the model again.")
+    if verify_hashes:
+        verify_files(folder, manifest)
     return manifest
+
+
+def _parse_manifest(path: Path, data: dict[str, Any]) -> Manifest:
+    """The Manifest in `data`, read from `path`; a missing or mistyped field is one line."""
+    try:
+        files, check = data["files"], data.get("check", {})
+        if not isinstance(files, dict) or not isinstance(check, dict):
+            raise TypeError("'files' and 'check' must be objects")
+        n_params = data.get("n_params", 0)
+        if type(n_params) is not int:
+            raise TypeError("'n_params' must be a whole number")
+        return Manifest(
+            precision=str(data["precision"]), source=str(data.get("source", "")),
+            graph_format=str(data["graph_format"]), files=dict(files), n_params=n_params,
+            check=dict(check), version=MANIFEST_VERSION, kv_cache=str(data.get("kv_cache", "")),
+        )
+    except KeyError as error:
+        raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error
+    except TypeError as error:
+        raise ModelLoadError(f"{path} is damaged ({error}); convert the model again.") from error
+
+
+def _is_file_entry(entry: object) -> bool:
+    """Whether a manifest's entry for one file is {"size": bytes, "sha256": 64 hex digits}."""
+    if not isinstance(entry, dict):
+        return False
+    size, digest = entry.get("size"), entry.get("sha256")
+    return type(size) is int and size >= 0 and isinstance(digest, str) \
+        and _SHA256.fullmatch(digest) is not None
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Check each file of `manifest` against its sha256, except one whose size, mtime and inode
+    are still those recorded in VERIFIED when it last matched; then record them all. A file of
+    the right size with damaged bytes loads, and its NaNs would surface only as a confusing
+    failure of every generation."""
+    trusted = _read_stamps(folder)
+    stamps: dict[str, dict[str, Any]] = {}
+    for name, entry in manifest.files.items():
+        file = folder / name
+        # stat before hashing: a file changed while it is hashed then no longer fits its stamp
+        stamp = _stamp(file, entry["sha256"])
+        if trusted.get(name) != stamp and sha256_of(file) != entry["sha256"]:
+            raise ModelLoadError(f"{file} does not match its sha256 in {MANIFEST}: it is "
+                                 "damaged; download or convert the model again.")
+        stamps[name] = stamp
+    if stamps != trusted:
+        _write_stamps(folder, stamps)
+
+
+def _stamp(file: Path, sha256: str) -> dict[str, Any]:
+    info = file.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "inode": info.st_ino,
+            "sha256": sha256}
+
+
+def _read_stamps(folder: Path) -> dict[str, Any]:
+    """VERIFIED's stamps; none when it is missing, damaged or not a plain small file (a link
+    would read outside the folder)."""
+    path = folder / VERIFIED
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 1 << 20:
+            return {}
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != VERIFIED_FORMAT:
+        return {}
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _write_stamps(folder: Path, stamps: dict[str, dict[str, Any]]) -> None:
+    """Write VERIFIED whole or not at all (a temporary file renamed over it). A folder that
+    cannot be written (read-only media) is verified again at every load instead."""
+    text = json.dumps({"format": VERIFIED_FORMAT, "files": stamps}, indent=1) + "\n"
+    temp = ""
+    try:
+        handle, temp = tempfile.mkstemp(prefix=VERIFIED + ".", suffix=".tmp", dir=folder)
+        with os.fdopen(handle, "w", encoding="utf-8") as writer:
+            writer.write(text)
+        os.replace(temp, folder / VERIFIED)
+    except OSError as error:
+        log.info("could not record the verified files in %s: %s", folder, error)
+        if temp:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
 
 
 def has_checkpoint_weights(folder: Path) -> bool:

@@ -149,7 +149,17 @@ class ModelRunner:
                       self._logits.ctypes.data)
         self.session.run_with_iobinding(b)  # type: ignore[attr-defined]
         cache.pos = total
-        return self._logits
+        return checked_logits(self._logits)
+
+
+def checked_logits(logits: np.ndarray) -> np.ndarray:
+    """`logits`, unless the model computed NaN: damaged weights that no sha256 caught (a foreign
+    export has none) otherwise surface as every token being ruled out by the person's logit
+    bias. The check costs microseconds a token."""
+    if np.isnan(logits).any():
+        raise ModelLoadError("the model computed NaN scores for the next token: its weights are "
+                             "damaged; convert or download the model again.")
+    return logits
 
 
 def default_threads() -> int:
