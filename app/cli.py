@@ -9,6 +9,7 @@ status 2; --debug shows the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -18,39 +19,13 @@ from typing import Any
 
 from app.engine.errors import GhostpenError
 from app.engine.providers import DEVICES
-from app.engine.sampling_params import GREEDY, SAMPLER_STEPS, SamplingParams
+from app.engine.sampling_params import GREEDY, SAMPLER_HELP, SAMPLER_STEPS, SamplingParams
 from app.engine.text_escapes import unescape
 
-# flag -> (SamplingParams field's type, what the flag does), for the plain numeric knobs.
-NUMERIC_FLAGS: dict[str, tuple[type, str]] = {
-    "temperature": (float, "how adventurous the wording is: below 1 sharper, above 1 riskier; "
-                           "0 = always the likeliest token (after the penalties)"),
-    "top_k": (int, "only the N likeliest tokens can be picked; 0 = off"),
-    "top_p": (float, "only the likeliest tokens whose chances add up to X can be picked; "
-                     "1 = off"),
-    "min_p": (float, "drop tokens less likely than this fraction of the top token; 0 = off"),
-    "typical_p": (float, "locally typical sampling: keep tokens about as surprising as text "
-                         "usually is, up to this mass; 1 = off"),
-    "repetition_penalty": (float, "make tokens already in the text less likely; 1 = off"),
-    "repetition_penalty_range": (int, "how many recent tokens the penalties look at; "
-                                      "0 = the whole text"),
-    "presence_penalty": (float, "lower every token that has appeared at all; 0 = off"),
-    "frequency_penalty": (float, "lower a token more each time it has appeared; 0 = off"),
-    "no_repeat_ngram_size": (int, "never repeat a run of this many tokens; 0 = off"),
-    "dry_multiplier": (float, "DRY: penalise continuing a phrase that already appeared; "
-                              "0 = off"),
-    "dry_base": (float, "DRY: how fast its penalty grows with the repeat's length"),
-    "dry_allowed_length": (int, "DRY: repeats up to this many tokens go unpenalised"),
-    "dry_penalty_last_n": (int, "DRY: how many recent tokens it searches; 0 = the whole text"),
-    "xtc_threshold": (float, "XTC: tokens at least this likely count as top choices"),
-    "xtc_probability": (float, "XTC: how often it removes every top choice but the least "
-                               "likely; 0 = off"),
-    "mirostat": (int, "2 = mirostat v2: steer toward a steady surprise, replacing top-k, "
-                      "top-p, min-p and typical-p; 0 = off"),
-    "mirostat_tau": (float, "mirostat: the surprise to aim for (bits); higher is more varied"),
-    "mirostat_eta": (float, "mirostat: how quickly it corrects toward the target"),
-    "max_new_tokens": (int, "stop after this many new tokens"),
-    "seed": (int, "random seed: the same seed and flags write the same text again"),
+# The plain numeric knobs, each a flag named after its SamplingParams field.
+NUMERIC_FLAGS: dict[str, type] = {
+    f.name: int if f.type in ("int", "int | None") else float
+    for f in dataclasses.fields(SamplingParams) if f.name in SAMPLER_HELP
 }
 MAX_PROMPT_CHARS = 10_000_000
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell
@@ -88,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="always the model's likeliest token: temperature 0, and the "
                              "penalties, DRY, XTC and mirostat off unless their flags are given")
     defaults = SamplingParams()
-    for name, (kind, what) in NUMERIC_FLAGS.items():
+    for name, kind in NUMERIC_FLAGS.items():
         default = getattr(defaults, name)
         shown = "a fresh seed each run" if default is None else default
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
-                            metavar="N" if kind is int else "X", help=f"{what} (default {shown})")
+                            metavar="N" if kind is int else "X",
+                            help=f"{SAMPLER_HELP[name]} (default {shown})")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
                         help="end the text where it would write TEXT (repeatable); "
                              "\\n is a line break, \\t a tab, \\\\ a backslash")

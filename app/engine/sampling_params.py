@@ -26,6 +26,48 @@ SAMPLER_STEPS: tuple[str, ...] = (
 )
 
 
+# What each numeric knob does, in plain words: the sampling panel's tooltips and the CLI's
+# --help both say it this way.
+SAMPLER_HELP: dict[str, str] = {
+    "temperature": "How adventurous the wording is. Low keeps to the likeliest words, high takes "
+                   "risks. 0 always takes the single likeliest word.",
+    "top_k": "Only the K likeliest next tokens can be picked. 0 turns this off.",
+    "top_p": "Only the likeliest tokens whose chances add up to this share can be picked. "
+             "1 turns this off.",
+    "min_p": "Tokens less likely than this fraction of the top token are dropped. "
+             "0 turns this off.",
+    "max_new_tokens": "The most tokens one Generate adds. A token is about three quarters of a "
+                      "word.",
+    "repetition_penalty": "Makes tokens already in the text less likely. 1 turns this off; 1.1 "
+                          "is gentle.",
+    "repetition_penalty_range": "How many recent tokens the repetition penalty looks at. 0 means "
+                                "the whole text.",
+    "presence_penalty": "Lowers every token that has appeared at all, nudging toward new words. "
+                        "0 turns this off.",
+    "frequency_penalty": "Lowers a token more each time it has appeared, so overused words "
+                         "fade. 0 turns this off.",
+    "no_repeat_ngram_size": "Never repeats a run of this many tokens word for word. 0 turns "
+                            "this off.",
+    "dry_multiplier": "Penalises continuing a phrase that already appeared, to stop loops. "
+                      "0 turns DRY off; 0.8 is typical.",
+    "dry_base": "How fast the DRY penalty grows with the length of the repeated phrase.",
+    "dry_allowed_length": "Repeated phrases up to this many tokens long are not penalised by "
+                          "DRY.",
+    "dry_penalty_last_n": "How many recent tokens DRY searches for repeats. 0 means the whole "
+                          "text.",
+    "xtc_threshold": "Tokens at least this likely count as top choices for XTC.",
+    "xtc_probability": "How often XTC removes every top choice but the least likely one, for "
+                       "less predictable text. 0 turns XTC off.",
+    "typical_p": "Prefers tokens about as surprising as text usually is; lower is stricter. "
+                 "1 turns this off.",
+    "mirostat": "Mirostat v2 (2) steers every step toward a steady level of surprise. While on, "
+                "it replaces top-k, top-p, min-p and typical-p. 0 turns it off.",
+    "mirostat_tau": "Mirostat: the level of surprise to aim for; higher is more varied.",
+    "mirostat_eta": "Mirostat: how quickly it corrects toward the target.",
+    "seed": "The random seed of a run: the same seed and settings write the same text again.",
+}
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8  # 0 means greedy: always the most likely token
