@@ -19,6 +19,8 @@ class DocumentSession(QObject):
     path_changed = Signal()  # the file name to show changed
     message = Signal(str)  # one line for the status bar
     replacing = Signal()  # the text is about to be replaced wholesale: stop writing into it
+    restored = Signal(object)  # the Recovery whose text is now the document
+    discarded = Signal(object)  # a Recovery the person chose to delete
 
     def __init__(self, editor: Editor, settings: Settings, window: QWidget) -> None:
         super().__init__(window)
@@ -140,14 +142,17 @@ class DocumentSession(QObject):
         except GhostpenError as error:
             self._dirty = True  # the timer tries again; the old autosave stays meanwhile
             self.message.emit(f"Restored {recovery.describe()}. Autosave failed: {error}")
+            self.restored.emit(recovery)
             return True
         self.autosave.discard(recovery)
+        self.restored.emit(recovery)
         self.message.emit(f"Restored {recovery.describe()}. Save it to keep it.")
         return True
 
     def discard_recovery(self, recovery: Recovery) -> None:
         """Delete `recovery` for good: the person chose to."""
         self.autosave.discard(recovery)
+        self.discarded.emit(recovery)
         self.message.emit(f"Discarded the unsaved text of {recovery.name}.")
 
     # --- helpers ------------------------------------------------------------------------------

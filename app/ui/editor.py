@@ -18,6 +18,7 @@ from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAccessible,
     QColor,
+    QContextMenuEvent,
     QFocusEvent,
     QInputMethodEvent,
     QKeyEvent,
@@ -30,7 +31,7 @@ from PySide6.QtGui import (
     QTextCursor,
     QTextOption,
 )
-from PySide6.QtWidgets import QFrame, QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QFrame, QMenu, QPlainTextEdit, QTextEdit, QWidget
 
 from app.engine.events import Alternative, TokenEvent
 from app.ui.ghost_text import GhostText
@@ -119,6 +120,7 @@ class Editor(QPlainTextEdit):
         self._hover_timer.timeout.connect(self._show_hovered)
         self._hide_timer = QTimer(self, singleShot=True, interval=HIDE_DELAY_MS)
         self._hide_timer.timeout.connect(self._hide_hover_popup)
+        self.extra_menu: QMenu | None = None  # the window's menu of actions on the selection
 
     # --- text ---------------------------------------------------------------------------------
 
@@ -141,6 +143,34 @@ class Editor(QPlainTextEdit):
 
     def insertion_point(self) -> int:
         return self.textCursor().selectionEnd()
+
+    def replace_range(self, start: int, end: int, text: str) -> None:
+        """Replace [start, end) with `text` (an empty range: insert it), as one undo step;
+        the cursor ends after it."""
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        cursor.beginEditBlock()
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        self._close_undo_step(cursor)
+        self.setTextCursor(cursor)
+        self.ensureCursorVisible()
+
+    def context_menu(self, pos: QPoint) -> QMenu:
+        """Qt's own editing menu, then `extra_menu`'s commands as a submenu."""
+        menu = self.createStandardContextMenu(pos)
+        extra = self.extra_menu
+        if extra is not None and extra.actions():
+            menu.addSeparator()
+            submenu = menu.addMenu(extra.title())
+            submenu.addActions(extra.actions())
+        return menu
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        menu = self.context_menu(event.pos())
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     # --- generation ---------------------------------------------------------------------------
 

@@ -8,13 +8,28 @@ nothing appears after Stop.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
 from app.engine.events import GenerationStats, TokenEvent
 from app.engine.sampling_params import SamplingParams
 from app.ui.editor import Editor
+from app.ui.spans import GenerationRange
 from app.ui.worker import EngineWorker
+
+
+@dataclass(frozen=True)
+class WrittenRun:
+    """A run that put text in the document: what it wrote, where, after what, and the last
+    generation as it was when the run began (the run replaced part of it, or followed it)."""
+
+    prompt: str
+    tokens: tuple[TokenEvent, ...]
+    start: int
+    replaced: bool  # it took the place of text (Regenerate), rather than going in at a point
+    previous: GenerationRange | None
+    params: SamplingParams
 
 
 class GenerationController(QObject):
@@ -22,6 +37,7 @@ class GenerationController(QObject):
     token_written = Signal(object)  # TokenEvent, once it is in the editor
     finished = Signal(object)  # GenerationStats, also for a stopped run
     failed = Signal(str)
+    run_written = Signal(object)  # WrittenRun: a run that wrote something has ended
 
     def __init__(self, worker: EngineWorker, editor: Editor,
                  params_for_run: Callable[[], SamplingParams], parent: QObject | None = None
@@ -32,6 +48,8 @@ class GenerationController(QObject):
         self._params_for_run = params_for_run
         self._active: int | None = None
         self._stopped: int | None = None
+        self._run: WrittenRun | None = None  # the running one; its tokens gather in _tokens
+        self._tokens: list[TokenEvent] = []
         self.run_params = SamplingParams()  # those of the running or the last run
         worker.token_generated.connect(self._on_token)
         worker.generation_finished.connect(self._on_finished)
@@ -72,6 +90,9 @@ class GenerationController(QObject):
         params = self._params_for_run()
         self.run_params = params
         prompt = self._editor.text_before(start)
+        self._run = WrittenRun(prompt, (), start, end > start, self._editor.last_generation(),
+                               params)
+        self._tokens = []
         self._editor.begin_generation(start, end if end > start else None)
         self._active = self._worker.generate(prompt, params)
         self.running_changed.emit(True)
@@ -83,11 +104,14 @@ class GenerationController(QObject):
         self._worker.stop()
         self._stopped, self._active = self._active, None
         self._editor.end_generation()
+        self._emit_written()
         self.running_changed.emit(False)
 
     def _on_token(self, request_id: int, event: TokenEvent) -> None:
         if request_id == self._active:
             self._editor.append_token(event)
+            if event.text:
+                self._tokens.append(event)
             self.token_written.emit(event)
 
     def _on_finished(self, request_id: int, stats: GenerationStats) -> None:
@@ -99,6 +123,7 @@ class GenerationController(QObject):
             return
         self._active = None
         self._editor.end_generation()
+        self._emit_written()
         self.running_changed.emit(False)
         self.finished.emit(stats)
 
@@ -107,5 +132,13 @@ class GenerationController(QObject):
             return
         self._active = None
         self._editor.end_generation()
+        self._emit_written()
         self.running_changed.emit(False)
         self.failed.emit(message)
+
+    def _emit_written(self) -> None:
+        run, self._run = self._run, None
+        if run is not None and self._tokens:
+            tokens, self._tokens = tuple(self._tokens), []
+            self.run_written.emit(WrittenRun(run.prompt, tokens, run.start, run.replaced,
+                                             run.previous, run.params))

@@ -35,6 +35,7 @@ from app.engine.events import EngineInfo, GenerationStats
 from app.engine.providers import DEVICE_PROVIDERS, available_providers
 from app.engine.sampling_params import SamplingParams
 from app.paths import models_dir
+from app.ui.actions_pane import ActionsPane
 from app.ui.autocomplete import AutocompleteController
 from app.ui.distribution_feed import DistributionFeed
 from app.ui.document_session import DocumentSession
@@ -56,9 +57,12 @@ from app.ui.sampling_panel import SamplingPanel
 from app.ui.serve_toggle import ServeToggle
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
+from app.ui.take_keeper import TakeKeeper
+from app.ui.takes_pane import TakesPane
 from app.ui.theme import THEMES, apply_theme, writing_font
 from app.ui.welcome import WelcomeWidget
 from app.ui.worker import EngineWorker
+from app.writing_actions import user_actions_dir
 
 PREVIEW_DELAY_MS = 100
 STATUS_MS = 8000
@@ -81,6 +85,9 @@ class MainWindow(QMainWindow):
         self.generation = GenerationController(self.worker, self.editor,
                                                self.panel.params_for_run, self)
         self.document = DocumentSession(self.editor, self.settings, self)
+        self.takes = TakeKeeper(self.document, self.generation, self.editor,
+                                lambda: self.engine_info.model_name if self.engine_info else "",
+                                self)
         self.autocomplete = AutocompleteController(self.worker, self.editor, self.generation,
                                                    self.settings, self.panel.presets, self)
         self.distribution_feed = DistributionFeed(self.worker, self.generation, self.panel, self)
@@ -114,9 +121,12 @@ class MainWindow(QMainWindow):
         self.panel_action.setText("&Sampling Panel")
         self.panel_action.setShortcut(QKeySequence("F9"))
         self.panel_action.setStatusTip("Show or hide the sampling settings")
+        self._make_takes_dock()
+        self._make_write_dock()
         self.menus = WindowMenus(self, self._menu_commands())
         self.menus.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
         self.menus.device_group.triggered.connect(lambda a: self.set_device(a.data()))
+        self.editor.extra_menu = self.menus.write_menu  # the editor's context menu offers it
         self.serve_toggle = ServeToggle(self, self.worker, self.show_message)
 
         self._preview_timer = QTimer(self, singleShot=True, interval=PREVIEW_DELAY_MS)
@@ -226,6 +236,22 @@ class MainWindow(QMainWindow):
         self.about_action = self._action("&About Ghostpen", "Shift+F1", self.show_about,
                                          "Version and licence")
 
+    def _make_takes_dock(self) -> None:
+        """The Takes pane, a tab beside the sampling panel."""
+        self.takes_pane = TakesPane(self.takes, self)
+        self.takes_dock = QDockWidget("Takes", self)
+        self.takes_dock.setObjectName("takes-dock")
+        self.takes_dock.setWidget(self.takes_pane)
+        self.takes_dock.setFeatures(self.dock.features())
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.takes_dock)
+        self.tabifyDockWidget(self.dock, self.takes_dock)
+        self.dock.raise_()
+        self.takes_action = self.takes_dock.toggleViewAction()
+        self.takes_action.setText("Ta&kes")
+        self.takes_action.setShortcut(QKeySequence("Ctrl+Shift+H"))
+        self.takes_action.setStatusTip("Show or hide every take of this document")
+        self.takes.message.connect(self.show_message)
+
     def _menu_commands(self) -> MenuCommands:
         suggest, panel = self.autocomplete, self.panel
         return MenuCommands(
@@ -262,6 +288,11 @@ class MainWindow(QMainWindow):
             models_action=self.models_action, reload_model_action=self.reload_model_action,
             open_models_folder_action=self.open_models_folder_action,
             shortcuts_action=self.shortcuts_action, about_action=self.about_action,
+            takes_action=self.takes_action,
+            writing_commands=lambda: self.actions_pane.commands,
+            writing_pane_action=self.write_pane_action,
+            open_actions_folder_action=self.open_actions_folder_action,
+            reload_actions_action=self.reload_actions_action,
         )
 
     def _make_status_bar(self) -> None:
@@ -394,6 +425,7 @@ class MainWindow(QMainWindow):
 
     def load_engine(self) -> None:
         self.generation.stop()
+        self.actions_pane.stop()
         self.engine_info = None
         factory, device = self._engine_factory, self.settings.get("device")
         self.model_label.setText("Loading model…")
@@ -508,6 +540,55 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(not running and document.isRedoAvailable())
         for action in (self.cut_action, self.paste_action, self.open_action, self.new_action):
             action.setEnabled(not running)
+
+    # --- writing actions ---------------------------------------------------------------------
+
+    def _make_write_dock(self) -> None:
+        """The Write pane (summarise, translate, ask… on the selection), a tab beside the
+        sampling panel, shown when an action runs."""
+        self.actions_pane = ActionsPane(self.worker, self.editor, self)
+        self.actions_pane.message.connect(self.show_message)
+        self.editor.escape_pressed.connect(self.actions_pane.stop)
+        self.document.replacing.connect(self.actions_pane.forget_target)
+        self.write_dock = QDockWidget("Write", self)
+        self.write_dock.setObjectName("write-dock")
+        self.write_dock.setWidget(self.actions_pane)
+        self.write_dock.setFeatures(self.dock.features())
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.write_dock)
+        self.tabifyDockWidget(self.dock, self.write_dock)
+        self.write_dock.hide()
+        self.write_pane_action = self.write_dock.toggleViewAction()
+        self.write_pane_action.setText("Write &Pane")
+        self.write_pane_action.setShortcut(QKeySequence("Ctrl+J, P"))
+        self.write_pane_action.setStatusTip("Show or hide the answers of the writing actions")
+        self.open_actions_folder_action = self._action(
+            "Open Actions &Folder", "Ctrl+J, F", self.open_actions_folder,
+            "Show the folder for your own writing actions (JSON files)")
+        self.reload_actions_action = self._action(
+            "Re&load Actions", "Ctrl+J, L", self.reload_writing_actions,
+            "Read the writing actions' files again")
+        problems = self.actions_pane.reload()
+        self.addActions(self.actions_pane.commands)  # their shortcuts work with the menu closed
+        if problems:
+            self.show_message(self._problems_line(problems))
+
+    def reload_writing_actions(self) -> None:
+        problems = self.actions_pane.reload()
+        self.addActions(self.actions_pane.commands)
+        self.menus.fill_write()
+        count = len(self.actions_pane.commands)
+        self.show_message(self._problems_line(problems) if problems
+                          else f"{count} writing actions loaded.")
+
+    @staticmethod
+    def _problems_line(problems: list[str]) -> str:
+        more = f" (and {len(problems) - 1} more action files)" if len(problems) > 1 else ""
+        return f"⚠ Writing action {problems[0]}{more}"
+
+    def open_actions_folder(self) -> None:
+        folder = user_actions_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     # --- documents ---------------------------------------------------------------------------
 
@@ -624,4 +705,5 @@ class MainWindow(QMainWindow):
             self.welcome.jobs.shutdown()
         self.serve_toggle.shutdown()  # before the worker: it may be waiting on a request
         self.worker.shutdown()
+        self.takes.close(keep_unsaved)
         self.document.close(keep_unsaved)

@@ -80,6 +80,13 @@ class MenuCommands:
     # Help
     shortcuts_action: QAction
     about_action: QAction
+    # View, after the panels (last here: it has a default)
+    takes_action: QAction | None = None
+    # Write: actions on the selection (loaded from files, so asked for when the menu is made)
+    writing_commands: Callable[[], list[QAction]] = list
+    writing_pane_action: QAction | None = None
+    open_actions_folder_action: QAction | None = None
+    reload_actions_action: QAction | None = None
 
 
 class WindowMenus:
@@ -117,6 +124,9 @@ class WindowMenus:
         self.suggestions_menu.addSeparator()
         self.suggestions_menu.addAction(c.suggestion_settings_action)
 
+        self.write_menu = bar.addMenu("&Write")
+        self.fill_write()
+
         sampling_menu = bar.addMenu("&Sampling")
         self.presets_menu = sampling_menu.addMenu("&Presets")
         self.presets_menu.aboutToShow.connect(self.fill_presets)
@@ -129,6 +139,8 @@ class WindowMenus:
 
         view_menu = bar.addMenu("&View")
         view_menu.addActions([c.panel_action, c.distribution_action])
+        if c.takes_action is not None:
+            view_menu.addAction(c.takes_action)
         view_menu.addSeparator()
         self.theme_group = self._choices(view_menu.addMenu("T&heme"), {
             theme: (f"&{theme.capitalize()}", f"Use the {theme} theme") for theme in THEMES},
@@ -186,6 +198,17 @@ class WindowMenus:
             self.recent_menu.addAction("No recent files").setEnabled(False)
         self.recent_menu.addSeparator()
         self.recent_menu.addAction(c.clear_recent_action)
+
+    def fill_write(self) -> None:
+        """The writing actions, then the pane and the action files (they can be reloaded)."""
+        c = self._commands
+        self.write_menu.clear()
+        self.write_menu.addActions(c.writing_commands())
+        more = [a for a in (c.writing_pane_action, c.open_actions_folder_action,
+                            c.reload_actions_action) if a is not None]
+        if more:
+            self.write_menu.addSeparator()
+            self.write_menu.addActions(more)
 
     def fill_presets(self) -> None:
         c = self._commands

@@ -32,8 +32,11 @@ log = logging.getLogger(__name__)
 # Run order when several kinds wait: a model load first, then generation, then a suggestion
 # (someone is waiting for it), then the preview, then reading the text ahead of time, then a
 # call from another thread (the local server's requests: the window's own work goes first).
-JobKind = Literal["load", "generate", "suggest", "candidates", "warm", "call"]
-_KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "candidates", "warm", "call")
+# A writing action (summarise, translate… in the side pane) runs after a suggestion: its
+# answer goes beside the text, so the ghost text at the cursor is not kept waiting for it.
+JobKind = Literal["load", "generate", "suggest", "action", "candidates", "warm", "call"]
+_KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "action", "candidates", "warm",
+                               "call")
 
 
 @dataclass
@@ -78,6 +81,9 @@ class EngineWorker(QThread):
     suggestions_ready = Signal(int, object)  # request id, list[Suggestion] (never when cancelled)
     suggestions_failed = Signal(int, str)
     warmed = Signal(int, int)  # request id, tokens read into the KV cache
+    action_token = Signal(int, object)  # request id, TokenEvent of a writing action
+    action_finished = Signal(int, object)  # request id, GenerationStats, also when stopped
+    action_failed = Signal(int, str)  # request id, one-line message
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -96,6 +102,8 @@ class EngineWorker(QThread):
                                    _emit_for_request(self.suggestions_failed)),
             "candidates": _JobHandler(self._run_candidates, "Preview failed",
                                       _emit_for_request(self.candidates_failed)),
+            "action": _JobHandler(self._run_action, "The writing action failed",
+                                  _emit_for_request(self.action_failed)),
             "warm": _JobHandler(self._run_warm, "Reading the text ahead failed", _log_only),
             "call": _JobHandler(self._run_call, "A call on the engine failed", _log_only),
         }
@@ -105,8 +113,8 @@ class EngineWorker(QThread):
     def load(self, factory: Callable[[], TextEngine]) -> int:
         """Replace the engine with `factory()`, built on this thread; cancels a generation."""
         with self._wake:
-            self._cancel_running("generate", "suggest", "warm")
-            for kind in ("generate", "suggest", "warm"):
+            self._cancel_running("generate", "suggest", "action", "warm")
+            for kind in ("generate", "suggest", "action", "warm"):
                 self._pending.pop(kind, None)
             return self._submit("load", (factory,))
 
@@ -156,6 +164,21 @@ class EngineWorker(QThread):
         finished.wait()
         if failure:
             raise failure[0]
+
+    def run_action(self, build_prompt: Callable[[TextEngine], str],
+                   params: SamplingParams) -> int:
+        """Generate from the prompt `build_prompt(engine)` makes on this thread (it may count
+        tokens) for the side pane: `action_token`s, then `action_finished`. Replaces and
+        cancels an earlier action; the document's generation and suggestions go on."""
+        with self._wake:
+            self._cancel_running("action")
+            return self._submit("action", (build_prompt, params))
+
+    def stop_action(self) -> None:
+        """Cancel the running writing action and a waiting one."""
+        with self._wake:
+            self._pending.pop("action", None)
+            self._cancel_running("action")
 
     def stop(self) -> None:
         """Cancel the running generation and any waiting one."""
@@ -241,21 +264,36 @@ class EngineWorker(QThread):
         if self._engine is None:
             self.generation_failed.emit(job.request_id, "No model is loaded.")
             return
+        stats = self._stream(self._engine, job, prompt, params, self.token_generated)
+        self.generation_finished.emit(job.request_id, stats)
+
+    def _run_action(self, job: _Job) -> None:
+        build_prompt, params = job.args
+        if self._engine is None:
+            self.action_failed.emit(job.request_id, "No model is loaded yet.")
+            return
+        prompt = build_prompt(self._engine)
+        stats = self._stream(self._engine, job, prompt, params, self.action_token)
+        self.action_finished.emit(job.request_id, stats)
+
+    def _stream(self, engine: TextEngine, job: _Job, prompt: str, params: SamplingParams,
+                token_signal: SignalInstance) -> GenerationStats:
+        """Emit one `token_signal(request id, event)` per token until the end or a cancel."""
         events = None
         try:
-            events = iter(self._engine.generate(prompt, params, job.cancel))
+            events = iter(engine.generate(prompt, params, job.cancel))
             for event in events:
                 if job.cancel.is_set():
                     break
-                self.token_generated.emit(job.request_id, event)
+                token_signal.emit(job.request_id, event)
         finally:
             close = getattr(events, "close", None)
             if close is not None:
                 close()  # the engine's own clean-up runs here, on its thread
-        stats = dataclasses.replace(self._engine.last_stats or GenerationStats())
+        stats = dataclasses.replace(engine.last_stats or GenerationStats())
         if job.cancel.is_set():
             stats.stop_reason = "cancelled"
-        self.generation_finished.emit(job.request_id, stats)
+        return stats
 
     def _run_suggest(self, job: _Job) -> None:
         if self._engine is None or job.cancel.is_set():
