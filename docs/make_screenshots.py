@@ -1,12 +1,21 @@
-"""Screenshots of the real window under Xvfb, for the README: `python docs/make_screenshots.py`.
+"""Screenshots of the real window for the README: `python docs/make_screenshots.py [--src DIR]`.
 
-Starts Xvfb when no display is set, runs the window on the xcb platform with a random 124M
-model (int8) converted on the fly (cached under the platform cache dir), writes a paragraph,
-generates, and captures the whole X screen with ImageMagick's `import`.
+The model is the trained stand-in (a small GPT-2 trained on English; ../shared/standin beside
+the repository unless --src names another Hugging Face GPT-2 folder), converted with
+models.export at the CPU's default precision into a temporary folder, so the pictures show
+English-like text and probabilities that mean something. Every run is seeded, so the same
+model writes the same text each time (only clock times and speeds change).
+
+Run it under a real X server (the xcb platform, as on a person's desktop): with DISPLAY set it
+uses that display (`Xvfb :99 -screen 0 1400x900x24 &`, then `DISPLAY=:99 python
+docs/make_screenshots.py`), else it starts Xvfb itself. Each picture is the whole X screen,
+popups included, grabbed by Qt.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -18,12 +27,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
-SIZE = (1440, 900)
-TEXT = (
-    "The lighthouse keeper climbed the hundred and twelve steps each evening, counting them "
-    "under his breath, and lit the lamp that warned the ships away from the rocks.\n\n"
-    "On the night of the great storm he wrote in his log:"
+DEFAULT_SRC = ROOT.parent / "shared" / "standin"
+MODEL_NAME = "gpt2-standin-16M"
+SIZE = (1400, 900)
+
+# In the stand-in's domain (its corpus is Python documentation prose, fortunes and the Debian
+# Reference), so what it writes after this reads as English of that kind.
+PARAGRAPH = (
+    "The json module encodes Python objects as JSON text and decodes them again. A dictionary "
+    "becomes a JSON object, a list becomes an array, and None becomes null."
 )
+TEXT = PARAGRAPH + "\n\nThe function returns"
+# Seeds picked once by reading what the stand-in writes with them (temperature 0.6).
+TEMPERATURE = 0.6
+LIGHT_SEED, DARK_SEED = 4, 3
+TAKE_SEEDS = (1, 5, 2, 6)  # three takes of the same spot, then a continuation
+SUMMARY_SEED = 2
+GHOST_SEED = 6  # ghost text draws a fresh seed per request unless its preset has one
+GHOST_PRESET = "Suggestions, seeded"
+GHOST_TYPED = " the"  # typed before the ghost text: its suggestions read well here
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=DEFAULT_SRC,
+                        help="a Hugging Face GPT-2 checkpoint folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="where the PNG files go (default: %(default)s)")
+    return parser.parse_args(argv)
 
 
 def start_display() -> subprocess.Popen[bytes] | None:
@@ -38,46 +69,61 @@ def start_display() -> subprocess.Popen[bytes] | None:
     return xvfb
 
 
-def model_folder() -> Path:
-    from platformdirs import user_cache_dir
-
+def convert_model(src: Path, models: Path) -> None:
+    """The checkpoint as an installed model, at the precision the window picks on a CPU."""
+    from app.model_store import default_precision
     from models.export import export_model
-    from models.random import write_random_checkpoint
 
-    cache = Path(user_cache_dir("ghostpen")) / "bench"
-    checkpoint, model = cache / "gpt2-checkpoint", cache / "gpt2-int8"
-    if not (checkpoint / "model.safetensors").exists():
-        write_random_checkpoint("gpt2", checkpoint, seed=0)
-    if not (model / "manifest.json").exists():
-        export_model(checkpoint, model, "int8", check=True, progress=lambda _: None)
-    return model
+    precision = default_precision(["CPUExecutionProvider"])
+    export_model(src, models / f"{MODEL_NAME}-{precision}", precision, check=True,
+                 progress=lambda _: None)
 
 
-def main() -> int:
+def seeded_summary(config: Path) -> None:
+    """A copy of the built-in Summarise with a fixed seed, where a person's own actions go (it
+    replaces the built-in one by file name): its sampling is random otherwise."""
+    from app.writing_actions import builtin_actions_dir
+
+    action = json.loads((builtin_actions_dir() / "summarise.json").read_text(encoding="utf-8"))
+    action["sampling"]["seed"] = SUMMARY_SEED
+    folder = config / "actions"
+    folder.mkdir(parents=True)
+    (folder / "summarise.json").write_text(json.dumps(action), encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    src = args.src.resolve()
+    if not (src / "config.json").is_file():
+        print(f"error: {src} is not a GPT-2 checkpoint folder (no config.json); give one with "
+              "--src.", file=sys.stderr)
+        return 2
     xvfb = start_display()
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     sandbox = Path(tempfile.mkdtemp(prefix="ghostpen-shots-"))
     os.environ["GHOSTPEN_CONFIG_DIR"] = str(sandbox / "config")
     os.environ["GHOSTPEN_DATA_DIR"] = str(sandbox / "data")
-    (sandbox / "data" / "models").mkdir(parents=True)
-    (sandbox / "data" / "models" / "gpt2-124M-int8").symlink_to(model_folder())
-    OUT.mkdir(parents=True, exist_ok=True)
     try:
-        return shoot()
+        convert_model(src, sandbox / "data" / "models")
+        seeded_summary(sandbox / "config")
+        args.out.mkdir(parents=True, exist_ok=True)
+        return shoot(args.out)
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
         if xvfb is not None:
             xvfb.terminate()
 
 
-def shoot() -> int:
-    from PySide6.QtCore import QEventLoop, QTimer
+def shoot(out: Path) -> int:
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtGui import QTextCursor
     from PySide6.QtWidgets import QApplication
 
     from app.engine.sampling_params import SamplingParams
+    from app.ui.ghost_text import SUGGESTION_PARAMS
     from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
+    from app.ui.spans import TokenSpan
 
     app = QApplication([sys.argv[0]])
     app.setApplicationName("Ghostpen")
@@ -108,43 +154,119 @@ def shoot() -> int:
         wait_for(lambda: time.monotonic() >= until)
 
     def capture(name: str) -> None:
-        pause(0.3)
-        subprocess.run(["import", "-window", "root", str(OUT / f"{name}.png")], check=True)
-        print(f"wrote {OUT / name}.png")
+        pause(0.5)  # the last repaints, and the distribution view's throttled update
+        path = out / f"{name}.png"
+        if not app.primaryScreen().grabWindow(0).save(str(path)):  # 0: the whole screen
+            raise OSError(f"could not write {path}")
+        print(f"wrote {path}")
+
+    def generate(seed: int, regenerate: bool = False) -> None:
+        window.panel.set_params(SamplingParams(seed=seed, max_new_tokens=60,
+                                               temperature=TEMPERATURE))
+        (window.regenerate_action if regenerate else window.generate_action).trigger()
+        wait_for(lambda: window.generation.running)
+        wait_for(lambda: not window.generation.running)
+
+    def move_cursor(position: int | QTextCursor.MoveOperation) -> None:
+        cursor = window.editor.textCursor()
+        if isinstance(position, int):
+            cursor.setPosition(position)
+        else:
+            cursor.movePosition(position)
+        window.editor.setTextCursor(cursor)
+
+    def starts_line(span: TokenSpan) -> bool:
+        # A token whose leading space ends the line above: its popup would open up there.
+        at = QTextCursor(window.editor.document())
+        at.setPosition(span.start)
+        first_y = window.editor.cursorRect(at).y()
+        at.setPosition(span.start + 1)
+        return window.editor.cursorRect(at).y() != first_y
+
+    def undecided_token() -> TokenSpan:
+        """An early word the model drew from several likely ones (not its first choice), so
+        its alternatives show a real choice."""
+        words = [span for span in window.editor.tokens()[:25]
+                 if span.event.text.strip().isalpha() and len(span.event.text.strip()) > 2
+                 and not starts_line(span)]
+        drawn = [span for span in words
+                 if span.event.token_id in [a.token_id for a in span.event.alternatives[1:]]]
+        return max(drawn, key=lambda span: span.event.p) if drawn else words[0]
+
+    def show_sampling_panel() -> None:
+        window.dock.show()
+        window.dock.raise_()
 
     wait_for(lambda: window.engine_info is not None)
     window.editor.setPlainText(TEXT)
-    window.editor.moveCursor(QTextCursor.MoveOperation.End)
-    window.panel.set_params(SamplingParams(seed=3, max_new_tokens=60, temperature=0.9))
-    for theme in ("light", "dark"):
-        window.set_theme(theme)
-        window.set_token_view(True)
-        window.generate_action.trigger()
-        wait_for(lambda: len(window.editor.toPlainText()) > len(TEXT) + 120)
-        capture(f"{theme}-generation")
-        wait_for(lambda: not window.generation.running)
-        if theme == "light":
-            cursor = window.editor.textCursor()
-            cursor.setPosition(len(TEXT) + 12)
-            window.editor.setTextCursor(cursor)
-            window.show_alternatives()
-            capture("light-alternatives")
-            window.editor.popup.hide()
-        window.editor.undo()
-        window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    move_cursor(QTextCursor.MoveOperation.End)
+    window.set_token_view(True)
+    show_sampling_panel()
+
     window.set_theme("light")
+    generate(LIGHT_SEED)
+    capture("light-generation")
+    move_cursor(undecided_token().end)
+    window.show_alternatives()
+    capture("light-alternatives")
+    window.editor.popup.hide()
+    window.editor.undo()
+
+    window.set_theme("dark")
+    move_cursor(QTextCursor.MoveOperation.End)
+    generate(DARK_SEED)
+    capture("dark-generation")
+    window.editor.undo()
+    window.set_theme("light")
+
+    # The next-token chances after the paragraph, with the sampler's cuts.
+    move_cursor(QTextCursor.MoveOperation.End)
+    window.set_token_view(False)
+    pause(0.5)
     capture("light-distribution")
 
-    # Ghost text: type at the end and let the pause pass.
-    window.set_token_view(False)
+    # Ghost text: type at the end and let the pause pass, with the built-in suggestion
+    # sampler given a seed through a preset of its own (Suggestion Settings offer presets).
+    window.panel.presets.save(GHOST_PRESET, SUGGESTION_PARAMS.replace(seed=GHOST_SEED))
+    window.autocomplete.apply_settings({"suggestion_preset": GHOST_PRESET})
     window.editor.setFocus()
-    window.editor.moveCursor(QTextCursor.MoveOperation.End)
-    window.editor.insertPlainText(" The sea")
+    window.editor.insertPlainText(GHOST_TYPED)
     window.autocomplete.request_now()
     wait_for(lambda: window.editor.ghost is not None)
     capture("light-ghost-text")
     window.editor.dismiss_ghost()
+    window.editor.undo()
 
+    # The Write pane: Summarise the first paragraph.
+    move_cursor(len(PARAGRAPH) // 2)
+    window.actions_pane.run("summarise")
+    wait_for(lambda: window.actions_pane.running)
+    wait_for(lambda: not window.actions_pane.running)
+    move_cursor(len(PARAGRAPH) // 2)
+    capture("light-write")
+    window.write_dock.hide()
+    show_sampling_panel()
+
+    # Takes, in a new document: a generation, two regenerations of it (its siblings), and a
+    # continuation of the second (its child).
+    window.editor.document().setModified(False)  # nothing to save: no question
+    window.document.new()
+    window.editor.setPlainText(TEXT)
+    move_cursor(QTextCursor.MoveOperation.End)
+    window.set_token_view(True)
+    generate(TAKE_SEEDS[0])
+    for seed in TAKE_SEEDS[1:-1]:
+        generate(seed, regenerate=True)
+    window.takes_dock.show()
+    window.takes_dock.raise_()
+    second = window.takes_pane.items()[1].data(0, Qt.ItemDataRole.UserRole)
+    window.panel.set_params(SamplingParams(seed=TAKE_SEEDS[-1], max_new_tokens=40,
+                                           temperature=TEMPERATURE))
+    window.takes.continue_from(second)
+    wait_for(lambda: not window.generation.running)
+    capture("light-takes")
+
+    show_sampling_panel()
     window.open_models_dialog()
     capture("light-models")
     window.shutdown(keep_unsaved=False)
@@ -153,4 +275,4 @@ def shoot() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
