@@ -34,10 +34,12 @@ from app.engine.tokenizer import Tokenizer
 from models.checkpoint import GPT2Config, load_checkpoint
 from models.graph import (
     BLOCK_SIZES,
+    DEFAULT_QUANT,
     FORMAT,
     KV_CACHES,
     PRECISIONS,
     WEIGHT_BITS,
+    QuantOptions,
     build_graph,
     default_kv_cache,
 )
@@ -64,13 +66,15 @@ Progress = Callable[[str], None]
 def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = False,
                  progress: Progress = print, kv_cache: str | None = None,
                  on_layer: Callable[[int, int], None] | None = None,
-                 checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None) -> Manifest:
+                 checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None,
+                 quant: QuantOptions = DEFAULT_QUANT) -> Manifest:
     """Convert the checkpoint in `src` into a model folder `out`: a new one, or an empty folder
     or a Ghostpen model folder replaced whole (left as it was on failure); any other `out`, or
     one that is `src`, inside it or around it, is refused with a GhostpenError before anything
     is written. `progress` gets a line per stage, `on_layer(done, total)` a call per converted
     block; either may raise to cancel. `checkpoint`: what load_checkpoint(src) gave a caller
-    that already read it (an ONNX export takes seconds to parse)."""
+    that already read it (an ONNX export takes seconds to parse). `quant`: how int8 / int4
+    weights are quantised (models.graph.QuantOptions; the defaults unless measuring others)."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
@@ -94,7 +98,7 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
         with open(staging / EXTERNAL_DATA, "wb") as data:
             model = build_graph(config, weights, precision, source=str(src), kv_cache=kv_cache,
                                 kv_scales=kv_scales, data=data, data_location=EXTERNAL_DATA,
-                                on_layer=on_layer)
+                                on_layer=on_layer, quant=quant)
         names = _write_folder(staging, model, config, tokenizer)
         del model
         manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,

@@ -48,6 +48,35 @@ def block_size_for(k: int, bits: int) -> int:
     return next(b for b in BLOCK_SIZES[bits] if k % b == 0)
 
 
+@dataclass(frozen=True)
+class QuantOptions:
+    """How the int8 / int4 weights are quantised. The defaults are what every conversion uses;
+    the others exist to be measured (`python -m app bench quality --variants`) against them.
+    accuracy_level: MatMulNBits' compute type (4 quantises each activation block to int8,
+    1 computes in fp32, 0 leaves it to the kernel). block_size: the block along K for every
+    matrix, instead of block_size_for's choice per K."""
+
+    accuracy_level: int = 4
+    block_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.accuracy_level not in (0, 1, 2, 3, 4):
+            raise ValueError("accuracy_level must be 0, 1, 2, 3 or 4")
+        if self.block_size is not None and (self.block_size < 16 or
+                                            self.block_size & (self.block_size - 1)):
+            raise ValueError("block_size must be a power of two, at least 16")
+
+    def block_for(self, k: int, bits: int) -> int:
+        if self.block_size is None:
+            return block_size_for(k, bits)
+        if k % self.block_size:
+            raise ValueError(f"block_size {self.block_size} does not divide K = {k}")
+        return self.block_size
+
+
+DEFAULT_QUANT = QuantOptions()
+
+
 # Initializers of at least this many bytes go to the external data file (onnx's default).
 EXTERNAL_MIN_BYTES = 1024
 
@@ -94,15 +123,17 @@ class GraphBuilder:
 QUANTIZE_COLUMNS = 4096  # per call of onnxruntime's quantizer: ~15 ms for GPT-2's embedding
 
 
-def quantize_blockwise(weight_kn: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """[K, N] fp32 -> packed [N, K/b, b*bits/8] uint8 and scales [N, K/b], symmetric, b = block.
+def quantize_blockwise(weight_kn: np.ndarray, bits: int,
+                       block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] fp32 -> packed [N, K/b, b*bits/8] uint8 and scales [N, K/b], symmetric, b = block
+    (default: block_size_for(K, bits)).
 
     onnxruntime's own C++ block quantizer, so the layout is exactly what MatMulNBits expects.
     """
     from onnxruntime.capi._pybind_state import quantize_matmul_4bits, quantize_matmul_8bits
 
     k, n = weight_kn.shape
-    block = block_size_for(k, bits)
+    block = block or block_size_for(k, bits)
     k_blocks = k // block
     packed = np.zeros((n, k_blocks, block * bits // 8), dtype=np.uint8)
     scales = np.zeros((n, k_blocks), dtype=np.float32)
@@ -122,20 +153,21 @@ def quantize_blockwise(weight_kn: np.ndarray, bits: int) -> tuple[np.ndarray, np
 class _Linear:
     """y = x @ W + b in the chosen precision; W is the checkpoint's Conv1D weight, [K, N]."""
 
-    def __init__(self, g: GraphBuilder, precision: str) -> None:
-        self.g, self.precision = g, precision
+    def __init__(self, g: GraphBuilder, precision: str, quant: QuantOptions) -> None:
+        self.g, self.precision, self.quant = g, precision, quant
 
     def __call__(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str,
                  fuse_gelu: bool = False) -> str:
         g, k, n = self.g, weight.shape[0], weight.shape[1]
         bits = WEIGHT_BITS.get(self.precision)
         if bits:
-            packed, scales = quantize_blockwise(weight, bits)
+            block = self.quant.block_for(k, bits)
+            packed, scales = quantize_blockwise(weight, bits, block)
             inputs = [x, g.const(name + ".qweight", packed), g.const(name + ".scales", scales)]
             if bias is not None and not fuse_gelu:
                 inputs += ["", "", g.const(name + ".bias", bias)]
             (y,) = g.op("MatMulNBits", inputs, name=name, domain=MS_DOMAIN, K=k, N=n, bits=bits,
-                        block_size=block_size_for(k, bits), accuracy_level=4)
+                        block_size=block, accuracy_level=self.quant.accuracy_level)
             if fuse_gelu:
                 assert bias is not None
                 (y,) = g.op("FastGelu", [y, g.const(name + ".gelu_bias", bias)],
@@ -158,14 +190,15 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
                 source: str = "", kv_cache: str | None = None,
                 kv_scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
                 data: BinaryIO | None = None, data_location: str = "",
-                on_layer: Callable[[int, int], None] | None = None) -> onnx.ModelProto:
+                on_layer: Callable[[int, int], None] | None = None,
+                quant: QuantOptions = DEFAULT_QUANT) -> onnx.ModelProto:
     """kv_cache: "fp32", "fp16" or "int8" (default: see default_kv_cache). An int8 cache needs
     kv_scales, one (key, value) pair of per-channel scales [H*D] per layer (calibrate_kv_scales):
     GroupQueryAttention quantises each new key and value with them and attends over the int8
     cache, a quarter of the bytes to read per token of context. With `data`, the weights are
     written to that file as they are made (GraphBuilder), named `data_location` in the graph.
     `on_layer(done, total)` is called after each transformer block (progress, and a chance to
-    cancel: gpt2-xl's 48 blocks take ~40 s)."""
+    cancel: gpt2-xl's 48 blocks take ~40 s). `quant`: see QuantOptions (int8 / int4 only)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     kv_cache = kv_cache or default_kv_cache(precision)
@@ -178,7 +211,7 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
     eps = config.layer_norm_epsilon
     act = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.FLOAT
     act_np = np.float16 if precision == "fp16" else np.float32
-    linear = _Linear(g, precision)
+    linear = _Linear(g, precision, quant)
 
     def to_act(x: str) -> str:  # fp32 residual stream -> matmul dtype
         return g.op("Cast", [x], to=act)[0] if precision == "fp16" else x
@@ -190,12 +223,13 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
     wte = weights["wte.weight"]
     bits = WEIGHT_BITS.get(precision)
     if bits:
-        wte_packed, wte_scales = quantize_blockwise(wte.T, bits)  # [V, C/block, block*bits/8]
+        wte_block = quant.block_for(c, bits)
+        wte_packed, wte_scales = quantize_blockwise(wte.T, bits, wte_block)  # [V, C/b, b*bits/8]
         g.const("wte.qweight", wte_packed)
         g.const("wte.scales", wte_scales)
         g.const("wte.gather_scales", wte_scales[:, :, None])  # same rank as the data
         (tok,) = g.op("GatherBlockQuantized", ["wte.qweight", "input_ids", "wte.gather_scales"],
-                      domain=MS_DOMAIN, bits=bits, block_size=block_size_for(c, bits),
+                      domain=MS_DOMAIN, bits=bits, block_size=wte_block,
                       gather_axis=0, quantize_axis=2)
         (shape_bsc,) = g.op("Concat", [g.op("Shape", ["input_ids"])[0],
                                        g.const("const.c", np.array([c], np.int64))], axis=0)
@@ -284,7 +318,7 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
     if bits:
         g.op("MatMulNBits", [h, "wte.qweight", "wte.scales"], outputs=["logits"],
              name="lm_head", domain=MS_DOMAIN, K=c, N=config.vocab_size, bits=bits,
-             block_size=block_size_for(c, bits), accuracy_level=4)
+             block_size=wte_block, accuracy_level=quant.accuracy_level)
     else:
         # Gemm with transB reads wte as stored: the LM head stays tied, no transposed copy.
         (flat,) = g.op("Reshape", [to_act(h), g.const("shape.flat", np.array([-1, c], np.int64))])
