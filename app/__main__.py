@@ -1,20 +1,24 @@
-"""`python -m app` opens the window; `python -m app generate|serve|bench ...` run headless."""
+"""`python -m app` opens the window; `python -m app generate|act|serve|bench ...` run headless."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-COMMANDS = ("generate", "serve", "bench")
+COMMANDS = ("generate", "act", "serve", "bench")
 USAGE = """\
 usage:
   python -m app [FILE]                                 open the window (FILE: a .txt or .md)
   python -m app generate --model PATH --prompt TEXT    continue TEXT on stdout, no window
+  python -m app act ACTION --model PATH FILE           summarise|translate|ask|continue|
+                                                       rephrase FILE's text (--to LANGUAGE,
+                                                       --question TEXT, --json)
   python -m app serve --model PATH                     OpenAI-compatible completions server
                                                        for editor plugins (127.0.0.1:8089)
   python -m app bench [autocomplete|gui|serve]         time Ghostpen on this machine
 
-`python -m app generate --help`, `serve --help` and `bench --help` list their flags."""
+`python -m app generate --help`, `act --help`, `serve --help` and `bench --help` list their
+flags."""
 # A first word that is none of the commands still opens the window when it is a file to open
 # (one that exists, a path, or a .txt/.md to be) or an option the window or Qt reads
 # (-platform ...).
@@ -32,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli import generate_main
 
         return generate_main(args[1:])
+    if first == "act":
+        from app.act_cli import act_main
+
+        return act_main(args[1:])
     if first == "serve":
         from app.serve.main import serve_main
 

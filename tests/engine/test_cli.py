@@ -190,7 +190,7 @@ def test_help_lists_the_window_and_the_commands_without_loading_qt() -> None:
 def test_a_mistyped_command_names_the_commands() -> None:
     result = run_app("generat", timeout=30)  # the window would have opened and waited
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("unknown command 'generat'; the commands are: generate, serve, "
+    assert result.stderr == ("unknown command 'generat'; the commands are: generate, act, serve, "
                              "bench (or no command for the window)\n")
 
 
