@@ -12,9 +12,11 @@ It answers what huggingface_hub 2.4 asks (read from its file_download.py):
   and answered 404, so a test can assert it was never asked.
 
 Faults for the tests: drop the connection after N bytes of a file's body, answer a status
-instead, or trickle an LFS body slowly; announce another ETag, size or commit for a file than
-its own (a mirror's ETag that is no hash, a hostile one that is a path, a wrong size, none).
-Both servers stop when the test ends, and on their own after `lifetime_s` in any case.
+instead, or trickle an LFS body slowly (`trickle_s` after every 64 KiB: a throttle); announce
+another ETag, size or commit for a file than its own (a mirror's ETag that is no hash, a
+hostile one that is a path, a wrong size, none). It counts the body bytes it sent per file
+(`sent`), so a resumed download shows what it fetched twice. Both servers stop when the test
+ends, and on their own after `lifetime_s` in any case.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for i in range(0, len(payload), block):
                 self.wfile.write(payload[i:i + block])
+                hub.count_sent(blob.filename, len(payload[i:i + block]))
                 if hub.trickle_s and blob.filename in LFS_FILES:
                     self.wfile.flush()
                     time.sleep(hub.trickle_s)
@@ -200,6 +203,7 @@ class FakeHub:
         self.sizes: dict[str, int | None] = {}
         self.commits: dict[str, str] = {}
         self.trickle_s = 0.0  # pause after every 64 KiB of an LFS body
+        self.sent: dict[str, int] = {}  # filename -> body bytes handed to clients, all GETs
         self._lock = threading.Lock()
         self._hub = _Server(self, "hub")
         self._cdn = _Server(self, "cdn")
@@ -229,6 +233,10 @@ class FakeHub:
     def record(self, entry: Logged) -> None:
         with self._lock:
             self.log.append(entry)
+
+    def count_sent(self, filename: str, n_bytes: int) -> None:
+        with self._lock:
+            self.sent[filename] = self.sent.get(filename, 0) + n_bytes
 
     def drop(self, filename: str, after: int) -> None:
         """The next GET of `filename` breaks the connection after `after` bytes."""

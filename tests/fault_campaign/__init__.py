@@ -1,0 +1,1 @@
+"""Fault campaign: scripts that break Ghostpen on purpose and measure what it keeps."""
