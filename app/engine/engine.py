@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
-from app.engine.generator import Generator
+from app.engine.generator import Generator, ScoreProgress
 from app.engine.loader import Runner, load_runner
 from app.engine.model_files import MANIFEST, read_manifest
 from app.engine.sampling_params import SamplingParams
+from app.engine.scoring import TokenScore
 from app.engine.tokenizer import GPT2_TOKENIZER_DIR, Tokenizer
 
 
@@ -51,6 +52,11 @@ class Engine:
     def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
         with self._lock:
             return self.generator.candidates(self.tokenizer.encode(prompt), params, top_n)
+
+    def score(self, text: str, cancel: threading.Event | None = None,
+              progress: ScoreProgress | None = None) -> list[TokenScore]:
+        with self._lock:
+            return self.generator.score(self.tokenizer.encode(text), cancel, progress)
 
     def close(self) -> None:
         self.generator.runner = None  # type: ignore[assignment]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -20,7 +20,10 @@ from app.engine.events import (
     Suggestion,
     TokenEvent,
 )
+from app.engine.generator import common_prefix_length, decoded_pieces
 from app.engine.sampling_params import SamplingParams
+from app.engine.scoring import TokenScore
+from app.engine.tokenizer import ByteTokenizer
 
 _ALPHABET = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [" "]
 
@@ -32,6 +35,9 @@ class FakeEngine:
             model_name="fake", precision="fp32", provider="FakeExecutionProvider", n_ctx=n_ctx
         )
         self.last_stats = GenerationStats()
+        self._tokenizer = ByteTokenizer()
+        self._scored: list[TokenScore] = []  # the last score() call's, for prefix reuse
+        self.rescored_from = 0  # where the last score() call began computing
 
     def count_tokens(self, text: str) -> int:
         return len(text.encode("utf-8"))
@@ -105,5 +111,45 @@ class FakeEngine:
             for i, c in enumerate(_ALPHABET[:top_n])
         ]
 
+    def score(self, text: str, cancel: threading.Event | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[TokenScore]:
+        """One token per byte, ranked by a fixed rule rather than a model, so each GLTR bucket
+        has its own kind of character: a lowercase letter or a space is the first choice,
+        a capital ranks 50, a digit or punctuation 500, anything else (a line break, bytes of
+        a non-ASCII character) 5000. p = 1 / (rank (rank + 1)), which sums to 1 over ranks."""
+        ids = self._tokenizer.encode(text)
+        pieces = decoded_pieces(self._tokenizer, ids)
+        known = common_prefix_length([s.token_id for s in self._scored], ids)
+        scores = self._scored[:known]
+        self.rescored_from = known
+        offset = scores[-1].end if scores else 0
+        alternatives = tuple(Alternative(ord(c), c, 1.0 / ((r + 1) * (r + 2)))
+                             for r, c in enumerate("eta"))
+        for i in range(known, len(ids)):
+            if cancel is not None and cancel.is_set():
+                break
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
+            rank = _fake_rank(ids[i])
+            end = offset + len(pieces[i])
+            scores.append(TokenScore(ids[i], pieces[i], offset, end, 1.0 / (rank * (rank + 1)),
+                                     rank, alternatives))
+            offset = end
+            if progress is not None:
+                progress(len(scores), len(ids))
+        self._scored = scores
+        return list(scores)
+
     def close(self) -> None:
         pass
+
+
+def _fake_rank(byte: int) -> int:
+    char = chr(byte)
+    if char == " " or "a" <= char <= "z":
+        return 1
+    if "A" <= char <= "Z":
+        return 50
+    if byte < 128 and char.isprintable():
+        return 500
+    return 5000

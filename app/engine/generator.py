@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -32,6 +32,7 @@ from app.engine.sampling import (
     top_alternatives,
 )
 from app.engine.sampling_params import SamplingParams
+from app.engine.scoring import TokenScore, rank_tokens
 from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 
 # Tokens per prefill run: cancel stays responsive, and attention works on a causal staircase
@@ -44,6 +45,7 @@ SENTENCE_ENDS = (".", "!", "?", "…")
 # and '?)', and a suggestion should end after the closing quote, not run on past it.
 SENTENCE_CLOSERS = "\"'”’)]»"
 ROOM_STEP = 64  # see context_window
+ScoreProgress = Callable[[int, int], None]  # (tokens scored, tokens in all)
 
 
 def ends_sentence(text: str) -> bool:
@@ -81,6 +83,32 @@ def context_window(ids: Sequence[int], n_ctx: int, room: int) -> list[int]:
     return list(ids[start:])
 
 
+def score_window_start(index: int, n_ctx: int) -> int:
+    """Where the window that scores token `index` begins (see Generator.score).
+
+    Tokens before n_ctx are scored in the first window, from the start of the text. Past it,
+    windows start at multiples of half a context and each scores only its last half, so every
+    token is scored with at least half a context (and at most n_ctx - 1 tokens) before it, and
+    a token's score depends only on the text before it: an edit leaves the scores before it
+    valid. The cost is running a long text about twice over (quarter steps would give three
+    quarters of a context, at four times the cost).
+    """
+    if index < n_ctx:
+        return 0
+    step = max(1, n_ctx // 2)
+    return step * ((index - n_ctx) // step + 1)
+
+
+def decoded_pieces(tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
+    """Each token's text as the decoded whole splits it: a multi-byte character belongs to the
+    token that completes it; the pieces join into `tokenizer.decode(ids)`."""
+    decoder = IncrementalDecoder(tokenizer)
+    pieces = [decoder.push(token) for token in ids]
+    if pieces:
+        pieces[-1] += decoder.flush()
+    return pieces
+
+
 @dataclass
 class _Pending:
     """A generated token not yet handed out, and what is needed to take it back."""
@@ -116,6 +144,11 @@ class Generator(Generic[CacheT]):
         self.reused_tokens = 0  # of the last feed(): tokens the cache already held
         self.reuse_prefix = True  # off only to measure what prefix reuse saves
         self._breakers: dict[tuple[str, ...], frozenset[int]] = {}
+        # The last score() call's tokens and their scores (a prefix when it was cancelled):
+        # the next call keeps the scores of the tokens the two texts share.
+        self._scored_ids: list[int] = []
+        self._scores: list[TokenScore] = []
+        self._start_logits: np.ndarray | None = None  # [V] after <|endoftext|> alone
 
     # -- the cache -------------------------------------------------------------------------
     def _window(self, prompt_ids: Sequence[int], room: int) -> list[int]:
@@ -411,6 +444,92 @@ class Generator(Generic[CacheT]):
         if self.feed(window, cancel) is None:
             return 0  # cancelled: what was read so far stays cached
         return len(window) - self.reused_tokens
+
+    # -- the surprise lens -------------------------------------------------------------------
+    def score(self, ids: Sequence[int], cancel: threading.Event | None = None,
+              progress: ScoreProgress | None = None) -> list[TokenScore]:
+        """How likely the model found each token of `ids` where it stands; when cancelled, the
+        scores of a prefix (the next call goes on from there).
+
+        Token i is ranked against the logits after ids[window start .. i-1] (see
+        score_window_start); the first token against the logits after <|endoftext|>, as GPT-2
+        starts a text. Tokens run in chunks that keep every position's logits, through the
+        KV cache: a text that shares a prefix with the last scored one runs only from where
+        they differ, and the cache ends holding the text, as a suggestion at its end wants it.
+        """
+        ids = list(ids)
+        pieces = decoded_pieces(self.tokenizer, ids)
+        offsets = [0]
+        for piece in pieces:
+            offsets.append(offsets[-1] + len(piece))
+        known = common_prefix_length(self._scored_ids, ids) if self.reuse_prefix else 0
+        scores = self._scores[:known]
+
+        def add(logits: np.ndarray, first: int) -> None:
+            """Score ids[first : first + len(logits)] from their logits [S, V]."""
+            targets = ids[first : first + len(logits)]
+            p, ranks, top_ids, top_p = rank_tokens(logits, targets)
+            for row, token in enumerate(targets):
+                i = first + row
+                alternatives = tuple(
+                    Alternative(int(t), self.tokenizer.token_text(int(t)), float(q))
+                    for t, q in zip(top_ids[row], top_p[row], strict=True))
+                scores.append(TokenScore(token, pieces[i], offsets[i], offsets[i + 1],
+                                         float(p[row]), int(ranks[row]), alternatives))
+            if progress is not None:
+                progress(len(scores), len(ids))
+
+        def cancelled() -> bool:
+            return cancel is not None and cancel.is_set()
+
+        try:
+            if ids and not scores and not cancelled():
+                add(self._first_token_logits()[None, :], 0)
+            while len(scores) < len(ids) and not cancelled():
+                first = len(scores)
+                window = score_window_start(first, self.n_ctx)
+                end = min(window + self.n_ctx, len(ids))  # this window scores [first, end)
+                if not self._hold(ids[window : first - 1], cancel):
+                    break
+                for start in range(first - 1, end - 1, PREFILL_CHUNK):
+                    if cancelled():
+                        break
+                    chunk = ids[start : min(start + PREFILL_CHUNK, end - 1)]
+                    add(self._all_logits(chunk), start + 1)
+        finally:
+            self._scored_ids, self._scores = ids[: len(scores)], scores
+        return list(scores)
+
+    def _first_token_logits(self) -> np.ndarray:
+        if self._start_logits is None:
+            logits = self.feed([self.tokenizer.eos_id])
+            assert logits is not None
+            self._start_logits = logits
+        return self._start_logits
+
+    def _hold(self, ids: Sequence[int], cancel: threading.Event | None) -> bool:
+        """Make the cache hold exactly `ids` (no logits wanted); False when cancelled."""
+        cache = self.cache
+        reuse = common_prefix_length(cache.tokens, ids) if self.reuse_prefix else 0
+        cache.rewind(reuse)
+        for start in range(reuse, len(ids), PREFILL_CHUNK):
+            if cancel is not None and cancel.is_set():
+                return False
+            chunk = list(ids[start : start + PREFILL_CHUNK])
+            self.runner.forward(np.array([chunk]), self.cache)
+            cache.tokens.extend(chunk)
+        return True
+
+    def _all_logits(self, chunk: Sequence[int]) -> np.ndarray:
+        """Feed `chunk`; the logits after each of its tokens [S, V]. A foreign export that
+        returns the last position's only is fed one token at a time instead."""
+        before = self.cache.pos
+        logits = self.runner.forward(np.array([list(chunk)]), self.cache, keep=len(chunk))[0]
+        if logits.shape[0] == len(chunk):
+            self.cache.tokens.extend(chunk)
+            return logits.copy()
+        self.cache.rewind(before)
+        return np.stack([self._step(token) for token in chunk])
 
     def candidates(self, prompt_ids: Sequence[int], params: SamplingParams,
                    top_n: int = 20) -> list[Candidate]:

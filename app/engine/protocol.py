@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
 from app.engine.sampling_params import SamplingParams
+from app.engine.scoring import TokenScore
 
 
 class TextEngine(Protocol):
@@ -50,6 +51,14 @@ class TextEngine(Protocol):
 
     def candidates(self, prompt: str, params: SamplingParams, top_n: int = 20) -> list[Candidate]:
         """The most likely next tokens after `prompt`, each marked kept or cut by the chain."""
+        ...
+
+    def score(self, text: str, cancel: threading.Event | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[TokenScore]:
+        """Every token of `text` with its probability, rank and the model's top alternatives
+        where it stands, and its character offsets in `text`; `progress(scored, total)` after
+        each chunk. Returns between chunks once `cancel` is set, with the scores of a prefix.
+        A text sharing a prefix with the last one scored runs only from where they differ."""
         ...
 
     def close(self) -> None:

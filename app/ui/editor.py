@@ -97,6 +97,9 @@ class Editor(QPlainTextEdit):
         self._gen_block_open = False
         self._gen_count = 0
         self._token_view = False
+        # The surprise lens's colours (surprise_lens.py): while there are any, they replace the
+        # generated-text wash and the token colours.
+        self._lens_marks: list[QTextEdit.ExtraSelection] = []
         self.revision = 0  # edits so far; only ever grows (an undo is an edit too)
         self._ghost: GhostText | None = None
         self._ghost_edit = False  # an edit of our own that keeps the ghost text
@@ -283,9 +286,18 @@ class Editor(QPlainTextEdit):
         if not self._repaint_marks.isActive():
             self._repaint_marks.start()
 
+    def set_lens_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
+        """Show the surprise lens's marks instead of the generation marks; [] ends that."""
+        self._lens_marks = marks
+        self.refresh_marks()
+
     def refresh_marks(self) -> None:
-        """Paint the generated-text wash, or in the token view each token's probability."""
+        """Paint the generated-text wash, or in the token view each token's probability (or
+        the surprise lens's marks while it shows)."""
         self._repaint_marks.stop()
+        if self._lens_marks:
+            self.setExtraSelections(self._lens_marks)
+            return
         palette = self.palette()
         selections: list[QTextEdit.ExtraSelection] = []
         if self._token_view:

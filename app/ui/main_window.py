@@ -47,6 +47,7 @@ from app.ui.engines import (
     default_engine_factory,
     short_provider,
 )
+from app.ui.find_bar import FindBar
 from app.ui.generation import GenerationController
 from app.ui.menus import MenuCommands, WindowMenus
 from app.ui.model_dialog import ModelDialog
@@ -57,8 +58,10 @@ from app.ui.sampling_panel import SamplingPanel
 from app.ui.serve_toggle import ServeToggle
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
+from app.ui.surprise_lens import SurpriseLens
 from app.ui.take_keeper import TakeKeeper
 from app.ui.takes_pane import TakesPane
+from app.ui.text_count import TextCountLabel
 from app.ui.theme import THEMES, apply_theme, writing_font
 from app.ui.welcome import WelcomeWidget
 from app.ui.worker import EngineWorker
@@ -66,6 +69,9 @@ from app.writing_actions import user_actions_dir
 
 PREVIEW_DELAY_MS = 100
 STATUS_MS = 8000
+LOADING_TEXT = "Loading model…"
+NO_MODEL_MESSAGE = ("No model to write with yet: open Models ▸ Manage Models… (Ctrl+M) and "
+                    "choose Download… or Add from Folder….")
 
 
 class MainWindow(QMainWindow):
@@ -91,6 +97,7 @@ class MainWindow(QMainWindow):
         self.autocomplete = AutocompleteController(self.worker, self.editor, self.generation,
                                                    self.settings, self.panel.presets, self)
         self.distribution_feed = DistributionFeed(self.worker, self.generation, self.panel, self)
+        self.lens = SurpriseLens(self.worker, self.editor, self.generation, self)
 
         self._make_actions()
         self.notice = Notice([self.models_action, self.open_models_folder_action,
@@ -108,6 +115,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.recovery_offer)
         self._central_layout = layout
         layout.addWidget(self.editor, 1)
+        self.find_bar = FindBar(self.editor, central)
+        layout.addWidget(self.find_bar)
+        self._make_find_actions()
         self.setCentralWidget(central)
         self.dock = QDockWidget("Sampling", self)
         self.dock.setObjectName("sampling-dock")
@@ -117,12 +127,15 @@ class MainWindow(QMainWindow):
                               | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self._make_status_bar()
+        self.statusBar().insertPermanentWidget(0, self.lens.legend)
+        self.lens.message.connect(self.show_message)
         self.panel_action = self.dock.toggleViewAction()
         self.panel_action.setText("&Sampling Panel")
         self.panel_action.setShortcut(QKeySequence("F9"))
         self.panel_action.setStatusTip("Show or hide the sampling settings")
         self._make_takes_dock()
         self._make_write_dock()
+        self.dock.raise_()  # the sampling panel is the tab in front, not the last one added
         self.menus = WindowMenus(self, self._menu_commands())
         self.menus.theme_group.triggered.connect(lambda a: self.set_theme(a.data()))
         self.menus.device_group.triggered.connect(lambda a: self.set_device(a.data()))
@@ -188,7 +201,7 @@ class MainWindow(QMainWindow):
                                               self.editor.selectAll, "Select the whole document")
 
         self.generate_action = self._action("&Generate", ["Ctrl+Return", "Ctrl+Enter"],
-                                            self.generation.generate,
+                                            self.generate,
                                             "Let the model continue the text at the cursor",
                                             icon=sp.SP_MediaPlay)
         self.stop_action = self._action("&Stop", "Esc", self.generation.stop,
@@ -235,6 +248,18 @@ class MainWindow(QMainWindow):
                                              "List every command and its keys")
         self.about_action = self._action("&About Ghostpen", "Shift+F1", self.show_about,
                                          "Version and licence")
+
+    def _make_find_actions(self) -> None:
+        bar = self.find_bar
+        self.find_action = self._action("&Find…", "Ctrl+F", bar.open_find,
+                                        "Find text in the document")
+        self.replace_action = self._action("R&eplace…", "Ctrl+H", bar.open_replace,
+                                           "Find text and replace it")
+        self.find_next_action = self._action("Find &Next", "F3", bar.find_next,
+                                             "The next match of the text in the find bar")
+        self.find_previous_action = self._action("Find Pre&vious", "Shift+F3",
+                                                 bar.find_previous,
+                                                 "The previous match of the text in the find bar")
 
     def _make_takes_dock(self) -> None:
         """The Takes pane, a tab beside the sampling panel."""
@@ -293,6 +318,9 @@ class MainWindow(QMainWindow):
             writing_pane_action=self.write_pane_action,
             open_actions_folder_action=self.open_actions_folder_action,
             reload_actions_action=self.reload_actions_action,
+            lens_action=self.lens.action,
+            find_actions=(self.find_action, self.replace_action, self.find_next_action,
+                          self.find_previous_action),
         )
 
     def _make_status_bar(self) -> None:
@@ -312,6 +340,8 @@ class MainWindow(QMainWindow):
         self.speed_label = label("Speed", "Tokens per second of the last generation")
         self.context_label = label("Context", "Tokens before the cursor, of what the model can "
                                               "see at once")
+        self.count_label = TextCountLabel(self.editor, self)
+        bar.addPermanentWidget(self.count_label)
         bar.addPermanentWidget(self.fallback_label)
         bar.addPermanentWidget(self.model_label)
         bar.addPermanentWidget(self.speed_label)
@@ -428,7 +458,7 @@ class MainWindow(QMainWindow):
         self.actions_pane.stop()
         self.engine_info = None
         factory, device = self._engine_factory, self.settings.get("device")
-        self.model_label.setText("Loading model…")
+        self.model_label.setText(LOADING_TEXT)
         self.fallback_label.hide()
         self._update_actions()
         self.worker.load(lambda: factory(device))
@@ -483,6 +513,16 @@ class MainWindow(QMainWindow):
         if not running:
             self._schedule_preview()
 
+    def generate(self) -> None:
+        """Generate, or say why not: with no model the action stays pressable, so that the
+        person learns what to do instead of meeting a greyed-out button."""
+        if self.engine_info is None:
+            self.show_message(NO_MODEL_MESSAGE if self.model_label.text() != LOADING_TEXT
+                              else "The model is still loading; press Generate again in a "
+                                   "moment.")
+            return
+        self.generation.generate()
+
     def _on_generation_finished(self, stats: GenerationStats) -> None:
         self.speed_label.setText(f"{stats.decode_tok_s:.1f} tok/s")
         if self.engine_info is not None:
@@ -532,7 +572,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         running = self.generation.running
         ready = self.engine_info is not None
-        self.generate_action.setEnabled(ready and not running)
+        self.generate_action.setEnabled(not running)  # without a model it says what to do
         self.regenerate_action.setEnabled(ready)
         self.stop_action.setEnabled(running)
         document = self.editor.document()

@@ -87,6 +87,10 @@ class MenuCommands:
     writing_pane_action: QAction | None = None
     open_actions_folder_action: QAction | None = None
     reload_actions_action: QAction | None = None
+    # View, after the panels: the surprise lens
+    lens_action: QAction | None = None
+    # Edit, after the clipboard: find, replace, find next and previous
+    find_actions: tuple[QAction, ...] = ()
 
 
 class WindowMenus:
@@ -109,6 +113,9 @@ class WindowMenus:
         edit_menu.addActions([c.undo_action, c.redo_action])
         edit_menu.addSeparator()
         edit_menu.addActions([c.cut_action, c.copy_action, c.paste_action, c.select_all_action])
+        if c.find_actions:
+            edit_menu.addSeparator()
+            edit_menu.addActions(list(c.find_actions))
 
         generate_menu = bar.addMenu("&Generate")
         generate_menu.addActions([c.generate_action, c.stop_action, c.regenerate_action])
@@ -141,6 +148,8 @@ class WindowMenus:
         view_menu.addActions([c.panel_action, c.distribution_action])
         if c.takes_action is not None:
             view_menu.addAction(c.takes_action)
+        if c.lens_action is not None:
+            view_menu.addAction(c.lens_action)
         view_menu.addSeparator()
         self.theme_group = self._choices(view_menu.addMenu("T&heme"), {
             theme: (f"&{theme.capitalize()}", f"Use the {theme} theme") for theme in THEMES},

@@ -45,6 +45,7 @@ from app.ui.sampler_fields import (
     BREAKERS_TOOLTIP,
     FIELDS,
     LOGIT_BIAS_TOOLTIP,
+    MIROSTAT_LABEL,
     MIROSTAT_TOOLTIP,
     ORDER_TOOLTIP,
     SECTIONS,
@@ -204,7 +205,8 @@ class SamplingPanel(QWidget):
     def _add_mirostat(self, grid: QGridLayout) -> None:
         self.mirostat_box = QComboBox(self)
         self.mirostat_box.addItems(["Off", "Version 2"])
-        self._add_labelled(grid, "Mirostat", self.mirostat_box, "Mirostat", MIROSTAT_TOOLTIP)
+        self._add_labelled(grid, MIROSTAT_LABEL, self.mirostat_box, MIROSTAT_LABEL,
+                           MIROSTAT_TOOLTIP)
         self.mirostat_box.currentIndexChanged.connect(self._on_value_changed)
 
     def _add_labelled(self, grid: QGridLayout, text: str, widget: QWidget, name: str,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,9 +35,13 @@ log = logging.getLogger(__name__)
 # call from another thread (the local server's requests: the window's own work goes first).
 # A writing action (summarise, translate… in the side pane) runs after a suggestion: its
 # answer goes beside the text, so the ghost text at the cursor is not kept waiting for it.
-JobKind = Literal["load", "generate", "suggest", "action", "candidates", "warm", "call"]
+# Scoring the whole text for the surprise lens comes last, and any other request except reading
+# ahead pauses it: it goes back to its slot and carries on (from where it stopped: the engine
+# keeps the scores it had) once the rest has run.
+JobKind = Literal["load", "generate", "suggest", "action", "candidates", "warm", "call", "score"]
 _KINDS: tuple[JobKind, ...] = ("load", "generate", "suggest", "action", "candidates", "warm",
-                               "call")
+                               "call", "score")
+_SCORE_PROGRESS_S = 0.1  # at most this often a progress signal while scoring
 
 
 @dataclass
@@ -45,6 +50,7 @@ class _Job:
     request_id: int
     args: tuple[Any, ...]
     cancel: threading.Event = field(default_factory=threading.Event)
+    resume: bool = False  # cancelled to let another job run first: goes back to its slot
 
 
 FailureReport = Callable[[_Job, Exception, str], None]  # (job, error, one-line message)
@@ -84,6 +90,9 @@ class EngineWorker(QThread):
     action_token = Signal(int, object)  # request id, TokenEvent of a writing action
     action_finished = Signal(int, object)  # request id, GenerationStats, also when stopped
     action_failed = Signal(int, str)  # request id, one-line message
+    score_progress = Signal(int, int, int)  # request id, tokens scored, tokens in all
+    scores_ready = Signal(int, object)  # request id, list[TokenScore] (never when cancelled)
+    scoring_failed = Signal(int, str)  # request id, one-line message
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -106,6 +115,8 @@ class EngineWorker(QThread):
                                   _emit_for_request(self.action_failed)),
             "warm": _JobHandler(self._run_warm, "Reading the text ahead failed", _log_only),
             "call": _JobHandler(self._run_call, "A call on the engine failed", _log_only),
+            "score": _JobHandler(self._run_score, "Scoring the text failed",
+                                 _emit_for_request(self.scoring_failed)),
         }
 
     # --- requests, from the GUI thread -------------------------------------------------------
@@ -180,6 +191,25 @@ class EngineWorker(QThread):
             self._pending.pop("action", None)
             self._cancel_running("action")
 
+    def score(self, text: str) -> int:
+        """Every token of `text` with its probability and rank (the surprise lens), in the
+        background: `score_progress`, then `scores_ready`. Replaces and cancels an earlier
+        request; other requests pause it."""
+        with self._wake:
+            self._stop_scoring()
+            return self._submit("score", (text,))
+
+    def stop_scoring(self) -> None:
+        """Cancel the running scoring and a waiting one; nothing resumes."""
+        with self._wake:
+            self._stop_scoring()
+
+    def _stop_scoring(self) -> None:
+        self._pending.pop("score", None)
+        if self._running is not None and self._running.kind == "score":
+            self._running.resume = False
+            self._running.cancel.set()
+
     def stop(self) -> None:
         """Cancel the running generation and any waiting one."""
         with self._wake:
@@ -212,6 +242,11 @@ class EngineWorker(QThread):
             self._running.cancel.set()
 
     def _submit(self, kind: JobKind, args: tuple[Any, ...]) -> int:
+        running = self._running
+        if (kind not in ("score", "warm") and running is not None and running.kind == "score"
+                and not running.cancel.is_set()):  # a stopped one stays stopped
+            running.resume = True  # pause it: it runs again after this one
+            running.cancel.set()
         self._last_id += 1
         self._pending[kind] = _Job(kind, self._last_id, args)
         if not self.isRunning() and not self._quit:
@@ -316,6 +351,27 @@ class EngineWorker(QThread):
             return
         n_tokens = self._engine.warm(prompt, room, job.cancel)
         self.warmed.emit(job.request_id, n_tokens)
+
+    def _run_score(self, job: _Job) -> None:
+        (text,) = job.args
+        if self._engine is None:
+            return
+        last_emit = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last_emit
+            now = time.monotonic()
+            if done == total or now - last_emit >= _SCORE_PROGRESS_S:
+                last_emit = now
+                self.score_progress.emit(job.request_id, done, total)
+
+        scores = self._engine.score(text, job.cancel, progress)
+        if not job.cancel.is_set():
+            self.scores_ready.emit(job.request_id, scores)
+            return
+        with self._wake:
+            if job.resume and "score" not in self._pending and not self._quit:
+                self._pending["score"] = _Job("score", job.request_id, job.args)
 
     def _run_call(self, job: _Job) -> None:
         call, finished, failure = job.args

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QTabBar
 from pytestqt.qtbot import QtBot
 
 from app.engine.errors import GhostpenError
@@ -42,6 +42,12 @@ def test_a_device_fallback_is_shown_in_the_status_bar(
     assert window.model_label.text() == "gpt2 · fp16 · CPU"
 
 
+def test_a_new_window_shows_the_sampling_panel_in_front(window: MainWindow) -> None:
+    """The Takes and Write panes are tabs beside it; the one added last was in front."""
+    bars = [bar for bar in window.findChildren(QTabBar) if bar.isVisible()]
+    assert [bar.tabText(bar.currentIndex()) for bar in bars] == ["Sampling"]
+
+
 def test_without_a_model_the_window_says_how_to_add_one(
         qtbot: QtBot, make_window: Callable[..., MainWindow], isolated_dirs: Path) -> None:
     window = make_window(engine=None, wait_for_engine=False)  # the default: look for models
@@ -49,8 +55,10 @@ def test_without_a_model_the_window_says_how_to_add_one(
     qtbot.waitUntil(notice.isVisible, timeout=3000)
     assert notice.title.text() == "No model is installed yet"
     assert str(isolated_dirs / "data" / "models") in notice.body.text()
-    assert not window.generate_action.isEnabled()
     assert window.model_label.text() == "No model"
+    window.generate_action.trigger()  # pressable: it says what to do rather than greying out
+    assert "Models ▸ Manage Models… (Ctrl+M)" in window.statusBar().currentMessage()
+    assert "Download… or Add from Folder…" in window.statusBar().currentMessage()
 
 
 def test_a_model_that_fails_to_load_is_explained(qtbot: QtBot,

@@ -1,0 +1,245 @@
+"""The surprise lens in the real window: colours, hover, perplexity, repeats, rescoring after an
+edit, and giving way to a generation. The fake engine ranks bytes by a fixed rule (a lowercase
+letter or a space 1, a capital 50, punctuation 500, anything else 5000): see FakeEngine.score."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QColor, QHelpEvent, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QApplication, QToolTip
+from pytestqt.qtbot import QtBot
+
+from app.engine.fake import FakeEngine
+from app.engine.sampling_params import SamplingParams
+from app.ui.engines import NoModelError
+from app.ui.main_window import MainWindow
+from app.ui.surprise_lens import rank_colour
+from app.ui.worker import EngineWorker
+
+from .conftest import generate_and_wait, set_max_tokens
+
+TEXT = "the cat sat. The Cat sat!"
+
+
+def lens_on(qtbot: QtBot, window: MainWindow, text: str = TEXT) -> None:
+    window.editor.set_text(text)
+    qtbot.keyClick(window.editor, Qt.Key.Key_L,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.lens.enabled()
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(text.encode()), timeout=5000)
+
+
+def backgrounds(window: MainWindow) -> dict[tuple[int, int], QColor]:
+    return {(s.cursor.selectionStart(), s.cursor.selectionEnd()): s.format.background().color()
+            for s in window.editor.extraSelections()
+            if s.format.background().style() != Qt.BrushStyle.NoBrush}
+
+
+def test_the_lens_colours_every_token_by_rank_without_touching_the_document(
+        qtbot: QtBot, window: MainWindow) -> None:
+    lens_on(qtbot, window)
+    editor, palette = window.editor, window.editor.palette()
+    marks = backgrounds(window)
+    # "the" top 10 (green), "." top 1000 (red), "T" top 100 (yellow); a lone space has none.
+    assert marks[(0, 3)] == rank_colour(0, palette)
+    assert (3, 4) not in marks
+    assert marks[(11, 12)] == rank_colour(2, palette)
+    assert marks[(13, 14)] == rank_colour(1, palette)
+    assert editor.toPlainText() == TEXT
+    assert not editor.document().isModified()
+    assert not editor.document().isUndoAvailable()
+    assert window.lens.legend.isVisible()
+    assert window.lens.legend.swatches[3].text() == "beyond"
+
+    window.lens.action.trigger()  # off: the normal view comes back
+    assert not window.lens.enabled()
+    assert backgrounds(window) == {}
+    assert not window.lens.legend.isVisible()
+
+
+def test_probability_mode_and_the_dark_theme_change_the_colours(
+        qtbot: QtBot, window: MainWindow) -> None:
+    lens_on(qtbot, window)
+    light = backgrounds(window)[(0, 3)]
+    window.lens.legend.mode_button.click()
+    assert window.lens.legend.mode_button.text() == "By probability"
+    by_probability = backgrounds(window)[(0, 3)]
+    assert by_probability != light
+    window.set_theme("dark", save=False)
+    qtbot.waitUntil(lambda: backgrounds(window).get((0, 3)) != by_probability, timeout=2000)
+
+
+def test_hovering_a_token_shows_its_rank_probability_and_alternatives(
+        qtbot: QtBot, window: MainWindow) -> None:
+    lens_on(qtbot, window)
+    editor = window.editor
+    assert window.lens.tooltip_at(13) == ("“T”: the model's 50th choice here, <0.1 %\n"
+                                          "Its top choices: “e” 50 %, “t” 17 %, “a” 8.3 %")
+    cursor = QTextCursor(editor.document())
+    cursor.setPosition(13)
+    rect = editor.cursorRect(cursor)
+    point = QPoint(rect.x() + 2, rect.center().y())  # inside the "T"
+    event = QHelpEvent(QEvent.Type.ToolTip, point, editor.viewport().mapToGlobal(point))
+    QApplication.sendEvent(editor.viewport(), event)
+    assert QToolTip.text().startswith("“T”: the model's 50th choice here")
+
+
+def test_the_status_bar_shows_the_document_and_paragraph_perplexity(
+        qtbot: QtBot, window: MainWindow) -> None:
+    text = "abc\nA."
+    lens_on(qtbot, window, text)
+    # p = 1 / (rank (rank + 1)) for ranks 1, 1, 1 | 5000 (the break), 50, 500
+    label = window.lens.legend.perplexity_label
+    window.editor.moveCursor(QTextCursor.MoveOperation.Start)
+    assert label.text() == "Perplexity 710 · paragraph 2.0"
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    assert label.text() == "Perplexity 710 · paragraph 25,274"
+
+
+def test_a_passage_that_repeats_an_earlier_one_is_underlined(
+        qtbot: QtBot, window: MainWindow) -> None:
+    text = "abcd xyz abcd"
+    lens_on(qtbot, window, text)
+    assert window.lens.repeats() == [(9, 13)]
+    underlined = [(s.cursor.selectionStart(), s.cursor.selectionEnd())
+                  for s in window.editor.extraSelections()
+                  if s.format.underlineStyle() == QTextCharFormat.UnderlineStyle.SingleUnderline]
+    assert underlined == [(9, 13)]
+    assert window.lens.tooltip_at(10).endswith("Repeats a passage that appeared earlier.")
+
+
+def test_an_edit_rescores_only_what_changed(qtbot: QtBot,
+                                            make_window: Callable[..., MainWindow]) -> None:
+    engine = FakeEngine()
+    window = make_window(engine=lambda: engine)
+    lens_on(qtbot, window)
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(window.editor, " Q")
+    assert window.editor.toPlainText() == TEXT + " Q"
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(TEXT) + 2, timeout=5000)
+    assert engine.rescored_from == len(TEXT)
+    assert window.lens.score_at(len(TEXT) + 1) is not None
+    assert window.lens.score_at(len(TEXT) + 1).score.rank == 50  # type: ignore[union-attr]
+
+
+def test_scoring_gives_way_to_a_generation_and_resumes(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engine = FakeEngine(token_delay_s=0.005)
+    window = make_window(engine=lambda: engine)
+    set_max_tokens(window, 3)
+    text = "a" * 300  # 1.5 s of scoring
+    window.editor.set_text(text)
+    events: list[tuple[str, float]] = []
+    window.worker.generation_finished.connect(lambda *_: events.append(("generated",
+                                                                        time.monotonic())))
+    window.worker.scores_ready.connect(lambda *_: events.append(("scored", time.monotonic())))
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: window.lens.legend.progress_label.text().startswith("Scoring"),
+                    timeout=3000)
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    generate_and_wait(qtbot, window)
+    assert events[0][0] == "generated"  # it did not wait for the whole text to be scored
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(window.editor.toPlainText()),
+                    timeout=10000)
+    assert len(window.editor.toPlainText()) == 303
+
+
+def test_a_long_text_is_coloured_where_it_shows_first(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engine = FakeEngine(token_delay_s=0.0005)
+    window = make_window(engine=lambda: engine)
+    text = "abc def\n" * 600  # 4,800 characters: far more than the editor shows
+    window.editor.set_text(text)
+    window.editor.moveCursor(QTextCursor.MoveOperation.Start)
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: bool(window.lens.scores()), timeout=5000)
+    shown = len(window.lens.scores())
+    assert 0 < shown < 1000  # the lines on screen, not the whole text
+    assert window.lens.score_at(0) is not None
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(text), timeout=10000)
+    assert engine.rescored_from == shown  # the second pass carried on from the first
+
+
+def test_a_model_loaded_while_the_lens_is_on_scores_the_text(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    engines: list[FakeEngine] = []
+
+    def factory(device: str) -> FakeEngine:
+        if not engines:
+            engines.append(FakeEngine())
+            raise NoModelError("No model is installed yet.")
+        return engines[0]
+
+    window = make_window(engine=None, factory=factory, wait_for_engine=False)
+    qtbot.waitUntil(lambda: bool(engines), timeout=5000)
+    window.editor.set_text(TEXT)
+    window.lens.set_enabled(True)
+    qtbot.wait(200)
+    assert window.lens.scores() == []  # no model: nothing to score with
+    window.load_engine()
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(TEXT), timeout=5000)
+
+
+def test_the_worker_pauses_scoring_for_a_suggestion_and_stops_it_on_request(
+        qtbot: QtBot) -> None:
+    worker = EngineWorker()
+    try:
+        with qtbot.waitSignal(worker.engine_loaded, timeout=5000):
+            worker.load(lambda: FakeEngine(token_delay_s=0.002))
+        order: list[str] = []
+        worker.suggestions_ready.connect(lambda *_: order.append("suggested"))
+        worker.scores_ready.connect(lambda _, scores: order.append(f"scored {len(scores)}"))
+        with qtbot.waitSignal(worker.score_progress, timeout=5000):
+            worker.score("a" * 400)
+        worker.suggest("a", SamplingParams(seed=1), 1, 4, False)
+        qtbot.waitUntil(lambda: len(order) == 2, timeout=10000)
+        assert order == ["suggested", "scored 400"]  # paused, then resumed to the end
+
+        with qtbot.waitSignal(worker.score_progress, timeout=5000):
+            worker.score("b" * 400)
+        worker.stop_scoring()
+        worker.suggest("a", SamplingParams(seed=1), 1, 4, False)
+        qtbot.waitUntil(lambda: len(order) == 3, timeout=5000)
+        qtbot.wait(300)
+        assert order[2:] == ["suggested"]  # stopped: nothing resumed
+        assert not worker.busy()
+    finally:
+        worker.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose models/ holds a tiny random GPT-2, converted by our own exporter."""
+    from models.export import export_model
+    from models.random import write_random_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny-lens")
+    write_random_checkpoint("tiny", root / "checkpoint", seed=0)
+    export_model(root / "checkpoint", root / "data" / "models" / "tiny")
+    return root / "data"
+
+
+def test_the_lens_with_the_real_model(qtbot: QtBot, tiny_data: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      make_window: Callable[..., MainWindow]) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GHOSTPEN_DATA_DIR", str(tiny_data))
+    window = make_window(engine=None, wait_for_engine=False)
+    qtbot.waitUntil(lambda: window.engine_info is not None, timeout=20000)
+    text = "The lighthouse keeper climbed the stairs. The lighthouse keeper climbed the stairs."
+    window.editor.set_text(text)
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: bool(window.lens.scores()), timeout=20000)
+    scores = window.lens.scores()
+    assert "".join(p.score.text for p in scores) == text
+    assert all(text[p.start : p.end] == p.score.text for p in scores)
+    assert window.lens.repeats() and window.lens.repeats()[0][0] > len(text) // 2
+    assert "choice here" in window.lens.tooltip_at(4)
+    assert window.lens.legend.perplexity_label.text().startswith("Perplexity ")
+    assert backgrounds(window)
+    assert not window.editor.document().isModified()
