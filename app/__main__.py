@@ -15,7 +15,7 @@ usage:
                                                        --question TEXT, --json)
   python -m app serve --model PATH                     OpenAI-compatible completions server
                                                        for editor plugins (127.0.0.1:8089)
-  python -m app bench [autocomplete|gui|serve]         time Ghostpen on this machine
+  python -m app bench [autocomplete|gui|quality|serve]  measure Ghostpen on this machine
 
 `python -m app generate --help`, `act --help`, `serve --help` and `bench --help` list their
 flags."""

@@ -1,10 +1,11 @@
-"""`python -m app bench [autocomplete|gui]`: how fast Ghostpen is on this machine.
+"""`python -m app bench [autocomplete|gui|quality|serve]`: Ghostpen measured on this machine.
 
 engine.py times generation against transformers + torch, autocomplete.py the wait for a
 suggestion, gui.py the window's stalls while the model writes, ghost.py a suggestion's wait in
-the real window; common.py holds what they share (the random models they time, the machine's
-description). Each bench is imported only when its subcommand runs, so the headless ones never
-load Qt.
+the real window, quality.py perplexity / KL / top-1 against fp32 on trained weights, serve.py
+the server under concurrent clients; common.py holds what they share (the random models they
+time, the machine's description). Each bench is imported only when its subcommand runs, so the
+headless ones never load Qt.
 """
 
 from __future__ import annotations
