@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,3 +285,35 @@ def test_a_failed_save_in_the_window_says_why_and_keeps_the_text(
                  "it elsewhere with Save As.")]
     assert story.read_text() == "the old version" and os.listdir(story.parent) == ["story.txt"]
     assert window.isWindowModified() and window.editor.toPlainText() == written
+
+
+def test_a_save_clears_what_killed_saves_left_beside_the_document(tmp_path: Path) -> None:
+    """kill -9 during a save leaves its temporary file; an old one goes at the next save, a
+    fresh one (another window may be saving right now) and other files stay."""
+    document = tmp_path / "story.txt"
+    document.write_text("old", encoding="utf-8")
+    abandoned = tmp_path / ".story.txt.0123456789ab.tmp"
+    recent = tmp_path / ".story.txt.ba9876543210.tmp"
+    other = tmp_path / ".story.txt.notes.tmp"
+    for file in (abandoned, recent, other):
+        file.write_text("partial", encoding="utf-8")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(abandoned, (hours_ago, hours_ago))
+    os.utime(other, (hours_ago, hours_ago))
+    write_text_atomic(document, "new")
+    assert document.read_text(encoding="utf-8") == "new"
+    assert not abandoned.exists() and recent.exists() and other.exists()
+
+
+def test_sessions_killed_before_their_first_autosave_leave_no_lock(tmp_path: Path) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys\nfrom pathlib import Path\nfrom app.ui.documents import Autosave\n"
+         "session = Autosave(Path(sys.argv[1]))\nos._exit(1)\n", str(tmp_path)],
+        capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 1, killed.stderr
+    assert len(list(tmp_path.glob("*.lock"))) == 1
+    autosave = Autosave(tmp_path)
+    assert autosave.recoverable() == []
+    assert [lock.stem for lock in tmp_path.glob("*.lock")] == [autosave.session]
+    autosave.close()
