@@ -1,9 +1,14 @@
-"""`python -m models.export SRC OUT [--precision fp32|fp16|int8|int4] [--check]`
+"""`python -m models.export SRC OUT [--precision fp32|fp16|int8|int4] [--check] [--no-smooth]`
 
 Turns a Hugging Face GPT-2 checkpoint folder into a Ghostpen model folder. The folder is built
 beside OUT and renamed into place, so an interrupted conversion never leaves half a model. OUT
 may be a new name, an empty folder or a Ghostpen model folder (replaced, the old one deleted
 only once the new one is in place); anything else is refused, never deleted.
+
+int8 and int4 weights are smoothed first (models.smoothing: SmoothQuant folded into the
+weights, the same function in fp32) unless --no-smooth: on a copy of the trained stand-in with
+outlier LayerNorm channels, as trained GPT-2s have, it took int8 from +1.7% perplexity over
+fp32 to +0.02% (measured 2026-12-02).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +49,7 @@ from models.graph import (
     default_kv_cache,
 )
 from models.kv_calibration import CALIBRATION_TEXT, calibrate_kv_scales
+from models.smoothing import SMOOTH_ALPHA, smooth_weights
 
 # A fixed, varied English text for --check (no real model is needed: it is tokens, not meaning).
 CHECK_TEXT = (
@@ -67,14 +73,17 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
                  progress: Progress = print, kv_cache: str | None = None,
                  on_layer: Callable[[int, int], None] | None = None,
                  checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None,
-                 quant: QuantOptions = DEFAULT_QUANT) -> Manifest:
+                 quant: QuantOptions = DEFAULT_QUANT, smooth: bool = True) -> Manifest:
     """Convert the checkpoint in `src` into a model folder `out`: a new one, or an empty folder
     or a Ghostpen model folder replaced whole (left as it was on failure); any other `out`, or
     one that is `src`, inside it or around it, is refused with a GhostpenError before anything
     is written. `progress` gets a line per stage, `on_layer(done, total)` a call per converted
     block; either may raise to cancel. `checkpoint`: what load_checkpoint(src) gave a caller
     that already read it (an ONNX export takes seconds to parse). `quant`: how int8 / int4
-    weights are quantised (models.graph.QuantOptions; the defaults unless measuring others)."""
+    weights are quantised (models.graph.QuantOptions; the defaults unless measuring others).
+    `smooth`: fold SmoothQuant into int8 / int4 weights first (models.smoothing; recorded in
+    the manifest as "smoothquant": alpha); fp32 and fp16 are never smoothed. --check compares
+    with the numpy reference on the checkpoint's own weights either way."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
@@ -86,26 +95,34 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
     _check_convertible(src, config, tokenizer, precision)
     target = _writable_out(src, out)
     kv_cache = kv_cache or default_kv_cache(precision)
+    calibration_ids = tokenizer.encode(CALIBRATION_TEXT)
+    smooth_alpha = SMOOTH_ALPHA if smooth and precision in WEIGHT_BITS else None
+    graph_weights: Mapping[str, np.ndarray] = weights
+    if smooth_alpha is not None:
+        progress(f"smoothing the weights for {precision} (SmoothQuant, alpha {smooth_alpha})")
+        graph_weights = smooth_weights(weights, config, calibration_ids, smooth_alpha)
     kv_scales = None
     if kv_cache == "int8":
+        # measured on the weights the graph holds, so the scales fit the keys and values it makes
         progress("measuring the key/value ranges for the int8 KV cache")
-        kv_scales = calibrate_kv_scales(weights, config, tokenizer.encode(CALIBRATION_TEXT))
+        kv_scales = calibrate_kv_scales(graph_weights, config, calibration_ids)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = _staging_dir(target)
     try:
         progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
                  f"{kv_cache} KV cache)")
         with open(staging / EXTERNAL_DATA, "wb") as data:
-            model = build_graph(config, weights, precision, source=str(src), kv_cache=kv_cache,
-                                kv_scales=kv_scales, data=data, data_location=EXTERNAL_DATA,
-                                on_layer=on_layer, quant=quant)
+            model = build_graph(config, graph_weights, precision, source=str(src),
+                                kv_cache=kv_cache, kv_scales=kv_scales, data=data,
+                                data_location=EXTERNAL_DATA, on_layer=on_layer, quant=quant)
         names = _write_folder(staging, model, config, tokenizer)
         del model
         manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,
                             files=describe_files(staging, names), n_params=config.n_params,
-                            kv_cache=kv_cache)
+                            kv_cache=kv_cache, smoothquant=smooth_alpha)
         write_manifest(staging, manifest)
         if check:
+            # against the checkpoint's own weights: smoothing must not change the function
             progress("checking against the numpy reference")
             result = check_against_reference(staging, config, weights, tokenizer)
             progress(f"max |Δlogit| {result['max_abs_dlogit']:.3g}, "
@@ -282,10 +299,14 @@ def main(argv: list[str] | None = None) -> int:
                              "int8/int4)")
     parser.add_argument("--check", action="store_true",
                         help="compare with a numpy reference and record the result")
+    parser.add_argument("--no-smooth", dest="smooth", action="store_false",
+                        help="int8/int4: quantise the weights as they are, without folding "
+                             "SmoothQuant into them first")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        export_model(args.src, args.out, args.precision, args.check, kv_cache=args.kv_cache)
+        export_model(args.src, args.out, args.precision, args.check, kv_cache=args.kv_cache,
+                     smooth=args.smooth)
     except (GhostpenError, OSError) as error:  # OSError: the disk (full, read-only, denied)
         if args.debug:
             raise

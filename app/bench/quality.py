@@ -37,11 +37,11 @@ import numpy as np
 
 from app.bench.common import machine_description
 from app.engine.errors import GhostpenError, user_message
+from models.smoothing import NORM_CONSUMERS, SMOOTH_ALPHA, rescale_channels
 
 if TYPE_CHECKING:
     from app.engine.engine import Engine
     from app.engine.runner_protocol import Runner, TokenCache
-    from app.engine.tokenizer import Tokenizer
     from models.checkpoint import GPT2Config
     from models.graph import QuantOptions
 
@@ -58,7 +58,6 @@ REFERENCE = "fp32"
 # the median channel; the stand-in's largest is 1.6 times).
 OUTLIER_CHANNELS = 4
 OUTLIER_SCALES = (10.0, 100.0)
-SMOOTH_ALPHA = 0.5
 DECODE_PROMPT_TOKENS = 32
 DECODE_NEW_TOKENS = 64
 DECODE_ROUNDS = 3
@@ -164,23 +163,6 @@ def score_runners(runners: dict[str, Runner[Any]], reference: str, windows: Sequ
 
 # --- checkpoints that compute the same function -------------------------------------------------
 
-def _rescale_channels(weights: dict[str, np.ndarray], norm: str, consumer: str,
-                      channels: np.ndarray, scales: np.ndarray) -> None:
-    """`norm`'s output channels times `scales` (weight and bias), the matching input rows of
-    `consumer` (a Conv1D weight, [in, out]) divided by them: the same function in exact
-    arithmetic."""
-    for part in ("weight", "bias"):
-        vector = np.array(weights[f"{norm}.{part}"], np.float32)  # a copy: never the source's
-        vector[channels] *= scales
-        weights[f"{norm}.{part}"] = vector
-    matrix = np.array(weights[consumer], np.float32)
-    matrix[channels] /= scales[:, None]
-    weights[consumer] = matrix
-
-
-NORM_CONSUMERS = (("ln_1", "attn.c_attn.weight"), ("ln_2", "mlp.c_fc.weight"))
-
-
 def add_outliers(weights: dict[str, np.ndarray], n_layer: int, n_embd: int,
                  seed: int = 0) -> dict[str, np.ndarray]:
     """A copy with outlier channels: in every block, OUTLIER_CHANNELS seeded output channels of
@@ -192,49 +174,7 @@ def add_outliers(weights: dict[str, np.ndarray], n_layer: int, n_embd: int,
         for norm, consumer in NORM_CONSUMERS:
             channels = rng.choice(n_embd, OUTLIER_CHANNELS, replace=False)
             scales = rng.uniform(*OUTLIER_SCALES, OUTLIER_CHANNELS).astype(np.float32)
-            _rescale_channels(out, f"h.{i}.{norm}", f"h.{i}.{consumer}", channels, scales)
-    return out
-
-
-def norm_output_max(weights: dict[str, np.ndarray], config: GPT2Config,
-                    ids: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-    """{"h.N.ln_1": [C], "h.N.ln_2": [C]}: each channel's largest |output| over `ids`, from
-    the plain numpy GPT-2 (models.reference's pieces; that forward returns only logits)."""
-    from models.reference import attention, gelu_new, layer_norm
-
-    w, eps, t = weights, config.layer_norm_epsilon, len(ids)
-    x = w["wte.weight"][np.asarray(ids)] + w["wpe.weight"][:t]  # [T, C]
-    peaks: dict[str, np.ndarray] = {}
-    for i in range(config.n_layer):
-        p = f"h.{i}."
-        h = layer_norm(x, w[p + "ln_1.weight"], w[p + "ln_1.bias"], eps)
-        peaks[p + "ln_1"] = np.abs(h).max(0)
-        qkv = h @ w[p + "attn.c_attn.weight"] + w[p + "attn.c_attn.bias"]  # [T, 3C]
-        q, k, v = (a.reshape(t, config.n_head, -1).transpose(1, 0, 2)
-                   for a in np.split(qkv, 3, -1))
-        a = attention(q, k, v, config.attention_scale(i)).transpose(1, 0, 2).reshape(t, -1)
-        x = x + a @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
-        h = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
-        peaks[p + "ln_2"] = np.abs(h).max(0)
-        m = gelu_new(h @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
-        x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
-    return peaks
-
-
-def smooth(weights: dict[str, np.ndarray], config: GPT2Config, ids: Sequence[int],
-           alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]:
-    """SmoothQuant's migration folded into the weights (free at run time): per input channel j
-    of c_attn and c_fc, s_j = max|X_j|^alpha / max|W_j|^(1 - alpha) with X measured on `ids`;
-    ln_1 / ln_2 divided by s, the matching weight rows multiplied by it."""
-    peaks = norm_output_max(weights, config, ids)
-    out = dict(weights)
-    every = np.arange(config.n_embd)
-    for i in range(config.n_layer):
-        for norm, consumer in NORM_CONSUMERS:
-            x_max = np.maximum(peaks[f"h.{i}.{norm}"], 1e-5)
-            w_max = np.maximum(np.abs(weights[f"h.{i}.{consumer}"]).max(1), 1e-5)
-            s = (x_max**alpha / w_max ** (1 - alpha)).astype(np.float32)
-            _rescale_channels(out, f"h.{i}.{norm}", f"h.{i}.{consumer}", every, 1 / s)
+            rescale_channels(out, f"h.{i}.{norm}", f"h.{i}.{consumer}", channels, scales)
     return out
 
 
@@ -278,12 +218,13 @@ class Row:
 class Variant:
     name: str
     quant: QuantOptions | None = None  # None: the defaults
-    smoothed: bool = False
+    smooth: bool = True  # the converter's default for int8 / int4
 
 
 def variants_for(precision: str, n_embd: int) -> list[Variant]:
     """The knobs tried one at a time on a weight-quantised precision: MatMulNBits'
-    accuracy_level, the block size (those that differ from the default) and SmoothQuant."""
+    accuracy_level, the block size (those that differ from the default) and leaving out
+    SmoothQuant (the default folds it in at SMOOTH_ALPHA)."""
     from models.graph import DEFAULT_QUANT, WEIGHT_BITS, QuantOptions
 
     bits = WEIGHT_BITS[precision]
@@ -297,7 +238,7 @@ def variants_for(precision: str, n_embd: int) -> list[Variant]:
         if [quant.block_for(k, bits) for k in widths] != \
                 [DEFAULT_QUANT.block_for(k, bits) for k in widths]:
             found.append(Variant(f"block {block}", quant))
-    found.append(Variant(f"SmoothQuant α {SMOOTH_ALPHA}", smoothed=True))
+    found.append(Variant(f"no SmoothQuant (default α {SMOOTH_ALPHA})", smooth=False))
     return found
 
 
@@ -307,14 +248,14 @@ def _folder_mb(folder: Path) -> float:
 
 
 def convert(src: Path, out: Path, precision: str, checkpoint: Checkpoint | None = None,
-            quant: QuantOptions | None = None) -> Path:
+            quant: QuantOptions | None = None, smooth: bool = True) -> Path:
     """`src` converted by our converter into `out`; `checkpoint`: its weights, already read
-    (or changed: the outlier copy, a variant's smoothed weights)."""
+    (or changed: the outlier copy); `smooth`: False leaves out the converter's SmoothQuant."""
     from models.export import export_model
     from models.graph import DEFAULT_QUANT
 
     export_model(src, out, precision, progress=lambda _: None, checkpoint=checkpoint,
-                 quant=quant or DEFAULT_QUANT)
+                 quant=quant or DEFAULT_QUANT, smooth=smooth)
     return out
 
 
@@ -516,7 +457,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ghostpen-quality-") as tmp_name:
         tmp = Path(tmp_name)
         _stderr(f"converting {src} to {', '.join(precisions)}")
-        rows, sources = _our_rows(args, src, checkpoint, precisions, tokenizer, tmp)
+        rows, sources = _our_rows(args, src, checkpoint, precisions, tmp)
         engines = {row.name: load_engine(row.path, device="cpu", threads=args.threads)
                    for row in rows}
         runners = {name: engine.generator.runner for name, engine in engines.items()}
@@ -562,12 +503,9 @@ OUTLIER_PREFIX = "outlier copy, "
 
 
 def _our_rows(args: argparse.Namespace, src: Path, checkpoint: Checkpoint,
-              precisions: list[str], tokenizer: Tokenizer,
-              tmp: Path) -> tuple[list[Row], list[tuple[str, Path]]]:
+              precisions: list[str], tmp: Path) -> tuple[list[Row], list[tuple[str, Path]]]:
     """Our conversions (the first row is the fp32 reference) and the checkpoints they came from
     as (row name prefix, folder), for llama.cpp to convert too."""
-    from models.kv_calibration import CALIBRATION_TEXT
-
     config, weights = checkpoint
     reference = f"ours {REFERENCE}"
     rows = [Row(f"ours {p}", convert(src, tmp / f"ours-{p}", p, checkpoint), reference)
@@ -582,12 +520,11 @@ def _our_rows(args: argparse.Namespace, src: Path, checkpoint: Checkpoint,
                                                      (config, outlier_weights)), reference)
              for p in precisions]
     if args.variants:
-        smoothed = smooth(outlier_weights, config, tokenizer.encode(CALIBRATION_TEXT))
         for precision in (p for p in precisions if p in ("int8", "int4")):
             for variant in variants_for(precision, config.n_embd):
                 folder = tmp / f"variant-{precision}-{re.sub(r'[^a-z0-9]+', '-', variant.name)}"
-                chosen = smoothed if variant.smoothed else outlier_weights
-                convert(outlier_src, folder, precision, (config, chosen), variant.quant)
+                convert(outlier_src, folder, precision, (config, outlier_weights), variant.quant,
+                        variant.smooth)
                 rows.append(Row(f"{OUTLIER_PREFIX}ours {precision}, {variant.name}", folder,
                                 reference))
     return rows, sources

@@ -58,6 +58,7 @@ class Manifest:
     check: dict[str, Any] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
     kv_cache: str = ""  # fp32 / fp16 / int8; the graph's past_key inputs are the authority
+    smoothquant: float | None = None  # the alpha SmoothQuant was folded in with, or None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class Manifest:
             "source": self.source,
             "n_params": self.n_params,
             "kv_cache": self.kv_cache,
+            "smoothquant": self.smoothquant,
             "files": self.files,
             "check": self.check,
         }
@@ -168,10 +170,14 @@ def _parse_manifest(path: Path, data: dict[str, Any]) -> Manifest:
         n_params = data.get("n_params", 0)
         if type(n_params) is not int:
             raise TypeError("'n_params' must be a whole number")
+        smoothquant = data.get("smoothquant")
+        if smoothquant is not None and type(smoothquant) not in (int, float):
+            raise TypeError("'smoothquant' must be a number or null")
         return Manifest(
             precision=str(data["precision"]), source=str(data.get("source", "")),
             graph_format=str(data["graph_format"]), files=dict(files), n_params=n_params,
             check=dict(check), version=MANIFEST_VERSION, kv_cache=str(data.get("kv_cache", "")),
+            smoothquant=None if smoothquant is None else float(smoothquant),
         )
     except KeyError as error:
         raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error

@@ -17,7 +17,6 @@ from app.bench.quality import (
     Score,
     add_outliers,
     convert,
-    norm_output_max,
     score_runners,
     token_windows,
     write_checkpoint,
@@ -25,6 +24,7 @@ from app.bench.quality import (
 from app.engine.loader import load_runner
 from app.engine.tokenizer import Tokenizer
 from models.checkpoint import load_checkpoint
+from models.smoothing import norm_output_max
 
 pytestmark = pytest.mark.skipif(not (STANDIN_DIR / "model.safetensors").exists(),
                                 reason=f"the trained stand-in is not in {STANDIN_DIR}")
@@ -106,13 +106,7 @@ def test_the_outlier_copy_is_the_same_function_with_outlier_channels(
     assert copy.top1 == 1.0
 
 
-@pytest.mark.parametrize("checkpoint", [
-    "stand-in",
-    pytest.param("outlier copy", marks=pytest.mark.xfail(strict=True, reason=(
-        "int8 quantises each MatMulNBits input block to int8 (accuracy_level 4), and outlier "
-        "channels swamp the rest of their block: +0.42% perplexity on these 2 windows, "
-        "measured 2026-12-02"))),
-])
+@pytest.mark.parametrize("checkpoint", ["stand-in", "outlier copy"])
 def test_the_default_cpu_precision_keeps_perplexity_within_a_tenth_of_a_percent_of_fp32(
         checkpoint: str, scores: dict[str, Score]) -> None:
     fp32 = scores[f"{checkpoint} fp32"].ppl
