@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.engine.errors import GhostpenError, first_line
+from app.command_line import ArgumentError, command_parser, run_command
+from app.engine.errors import first_line
 from app.engine.providers import DEVICES
 from app.writing_actions import (
     ActionInput,
@@ -28,18 +29,8 @@ from app.writing_actions import (
 )
 
 
-class _ArgumentError(GhostpenError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and status 2, like every other error
-        raise _ArgumentError(f"{message} (see `python -m app act --help`)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m app act", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m app act", __doc__)
     parser.add_argument("action", metavar="ACTION",
                         help="summarise, translate, ask, continue, rephrase (or your own)")
     parser.add_argument("file", type=Path, metavar="FILE", help="a UTF-8 text file")
@@ -63,7 +54,7 @@ def find_action(key: str) -> WritingAction:
     actions = {action.key: action for action in load_actions().actions}
     action = actions.get(key.lower())
     if action is None:
-        raise _ArgumentError(f"unknown action {key!r}; the actions are: "
+        raise ArgumentError(f"unknown action {key!r}; the actions are: "
                              f"{', '.join(sorted(actions))}.")
     return action
 
@@ -72,38 +63,29 @@ def action_input(action: WritingAction, args: argparse.Namespace) -> ActionInput
     """What the action runs on: the whole file, with --to and --question checked first, so
     a mistake is reported before the model loads."""
     if action.languages and not args.to:
-        raise _ArgumentError(f"{action.key} needs --to LANGUAGE, one of "
+        raise ArgumentError(f"{action.key} needs --to LANGUAGE, one of "
                              f"{', '.join(action.languages)}.")
     if args.to and action.languages and args.to not in action.languages:
         matches = [name for name in action.languages if name.lower() == args.to.lower()]
         if not matches:
-            raise _ArgumentError(f"{action.key} has no examples for {args.to}; give --to one "
+            raise ArgumentError(f"{action.key} has no examples for {args.to}; give --to one "
                                  f"of {', '.join(action.languages)}.")
         args.to = matches[0]
     if action.uses("question") and not args.question.strip():
-        raise _ArgumentError(f"{action.key} needs --question TEXT, the question to answer.")
+        raise ArgumentError(f"{action.key} needs --question TEXT, the question to answer.")
     try:
         text = args.file.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise _ArgumentError(f"cannot read {args.file} ({first_line(error)}); give a UTF-8 "
+        raise ArgumentError(f"cannot read {args.file} ({first_line(error)}); give a UTF-8 "
                              "text file.") from error
     if not text.strip():
-        raise _ArgumentError(f"{args.file} is empty; give a file with some text in it.")
+        raise ArgumentError(f"{args.file} is empty; give a file with some text in it.")
     return ActionInput(selection=text, document=text, start=0, end=len(text),
                        question=args.question, language=args.to)
 
 
 def act_main(argv: list[str]) -> int:
-    debug = "--debug" in argv
-    try:
-        return _act(argv)
-    except GhostpenError as error:
-        if debug:
-            raise
-        print(f"error: {first_line(error)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(_act, argv)
 
 
 def _act(argv: list[str]) -> int:

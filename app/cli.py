@@ -17,8 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.engine.errors import GhostpenError
-from app.engine.providers import DEVICES
+from app.command_line import ArgumentError, add_engine_flags, command_parser, run_command
 from app.engine.sampling_params import GREEDY, SAMPLER_HELP, SAMPLER_STEPS, SamplingParams
 from app.engine.text_escapes import unescape
 
@@ -31,28 +30,8 @@ MAX_PROMPT_CHARS = 10_000_000
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell
 
 
-class _ArgumentError(GhostpenError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and status 2, like every other error
-        raise _ArgumentError(f"{message} (see `python -m app generate --help`)")
-
-
-def _thread_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count; give 1 or more")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m app generate", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m app generate", __doc__)
     parser.add_argument("--model", type=Path, required=True, metavar="PATH",
                         help="model folder: a Ghostpen conversion or a GPT-2 ONNX export")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -81,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the order the sampler steps run in, a comma list of "
                              f"{', '.join(SAMPLER_STEPS)}; steps left out are skipped "
                              "(default: that order)")
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="where to run (default auto: CUDA or DirectML when present, "
-                             "else the CPU)")
-    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N",
-                        help="CPU threads, 1 or more (default: the physical cores, or "
-                             "GHOSTPEN_THREADS)")
+    add_engine_flags(parser)
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per token, then a summary, instead of text")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -97,7 +71,7 @@ def params_from_args(args: argparse.Namespace) -> SamplingParams:
     values: dict[str, Any] = {n: getattr(args, n) for n in NUMERIC_FLAGS
                               if getattr(args, n) is not None}
     if args.greedy and values.get("temperature", 0.0) != 0.0:
-        raise _ArgumentError("--greedy always takes the likeliest token; give either --greedy "
+        raise ArgumentError("--greedy always takes the likeliest token; give either --greedy "
                              "or --temperature.")
     if args.stop:
         values["stop_strings"] = tuple(unescape(s) for s in args.stop)
@@ -111,7 +85,7 @@ def params_from_args(args: argparse.Namespace) -> SamplingParams:
         try:
             bias[int(token)] = float(value)
         except ValueError:
-            raise _ArgumentError(f"--logit-bias {item!r} must look like 198=-5") from None
+            raise ArgumentError(f"--logit-bias {item!r} must look like 198=-5") from None
     if bias:
         values["logit_bias"] = bias
     # Greedy starts from every penalty off, so that it is the model's argmax; a penalty flag
@@ -124,29 +98,21 @@ def read_prompt(args: argparse.Namespace) -> str:
         try:
             prompt = args.prompt_file.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            raise _ArgumentError(f"cannot read {args.prompt_file} ({error.__class__.__name__}); "
+            raise ArgumentError(f"cannot read {args.prompt_file} ({error.__class__.__name__}); "
                                  "give a UTF-8 text file.") from error
     else:
         prompt = args.prompt
     if not prompt:
-        raise _ArgumentError("the prompt is empty; give the text to continue with --prompt.")
+        raise ArgumentError("the prompt is empty; give the text to continue with --prompt.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise _ArgumentError(f"the prompt is {len(prompt):,} characters; give at most "
+        raise ArgumentError(f"the prompt is {len(prompt):,} characters; give at most "
                              f"{MAX_PROMPT_CHARS:,} (only the last 1024 tokens are read).")
     return prompt
 
 
 def generate_main(argv: list[str]) -> int:
-    debug = "--debug" in argv
     try:
-        return _generate(argv)
-    except GhostpenError as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return run_command(_generate, argv)
     except BrokenPipeError:
         # The reader left (`... | head`): stop quietly, as `yes | head` does. Python would
         # flush stdout again at exit and complain, so point it at nowhere first.

@@ -15,21 +15,12 @@ import os
 import sys
 from pathlib import Path
 
+from app.command_line import ArgumentError, add_engine_flags, command_parser, run_command
 from app.engine.errors import GhostpenError
-from app.engine.providers import DEVICES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8089
 API_KEY_VARIABLE = "GHOSTPEN_API_KEY"
-
-
-class _ArgumentError(GhostpenError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and status 2, like every other error
-        raise _ArgumentError(f"{message} (see `python -m app serve --help`)")
 
 
 def _port(text: str) -> int:
@@ -39,15 +30,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _thread_count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count; give 1 or more")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m app serve", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m app serve", __doc__)
     parser.add_argument("--model", type=Path, required=True, metavar="PATH",
                         help="model folder: a Ghostpen conversion or a GPT-2 ONNX export; its "
                              "folder name is the model id clients send")
@@ -59,27 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE), metavar="KEY",
                         help="require 'Authorization: Bearer KEY' on every request (default: "
                              f"${API_KEY_VARIABLE}, which keeps the key out of process lists)")
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="where to run (default auto: CUDA or DirectML when present, "
-                             "else the CPU)")
-    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N",
-                        help="CPU threads, 1 or more (default: the physical cores, or "
-                             "GHOSTPEN_THREADS)")
+    add_engine_flags(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
 def serve_main(argv: list[str]) -> int:
-    debug = "--debug" in argv
-    try:
-        return _serve(argv)
-    except GhostpenError as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it caught once it has stopped
-        return 0
+    # uvicorn re-raises the Ctrl+C it caught once it has stopped: a clean end.
+    return run_command(_serve, argv, interrupted_status=0)
 
 
 def is_loopback(host: str) -> bool:
@@ -95,9 +66,9 @@ def is_loopback(host: str) -> bool:
 def check_exposure(host: str, api_key: str | None) -> None:
     """Refuse a server other machines can reach without a key, before anything is loaded."""
     if api_key is not None and not api_key.strip():
-        raise _ArgumentError("--api-key is empty; give the key clients will send.")
+        raise ArgumentError("--api-key is empty; give the key clients will send.")
     if api_key is None and not is_loopback(host):
-        raise _ArgumentError(f"--host {host} can be reached from other machines, so it needs "
+        raise ArgumentError(f"--host {host} can be reached from other machines, so it needs "
                              "--api-key KEY too (clients send 'Authorization: Bearer KEY'); "
                              f"or leave --host at {DEFAULT_HOST}.")
 
