@@ -1,11 +1,12 @@
-"""`python -m app` opens the window; `python -m app generate|act|serve|bench ...` run headless."""
+"""`python -m app` opens the window; `python -m app generate|act|score|serve|bench ...` run
+headless."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-COMMANDS = ("generate", "act", "serve", "bench")
+COMMANDS = ("generate", "act", "score", "serve", "bench")
 USAGE = """\
 usage:
   python -m app [FILE]                                 open the window (FILE: a .txt or .md)
@@ -13,12 +14,15 @@ usage:
   python -m app act ACTION --model PATH FILE           summarise|translate|ask|continue|
                                                        rephrase FILE's text (--to LANGUAGE,
                                                        --question TEXT, --json)
+  python -m app score --model PATH FILE                each token of FILE's text: its
+                                                       probability, rank and the model's
+                                                       choices; perplexity, repeats (--json)
   python -m app serve --model PATH                     OpenAI-compatible completions server
                                                        for editor plugins (127.0.0.1:8089)
   python -m app bench [autocomplete|gui|quality|serve]  measure Ghostpen on this machine
 
-`python -m app generate --help`, `act --help`, `serve --help` and `bench --help` list their
-flags."""
+`python -m app generate --help`, `act --help`, `score --help`, `serve --help` and `bench --help`
+list their flags."""
 # A first word that is none of the commands still opens the window when it is a file to open
 # (one that exists, a path, or a .txt/.md to be) or an option the window or Qt reads
 # (-platform ...).
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.act_cli import act_main
 
         return act_main(args[1:])
+    if first == "score":
+        from app.score_cli import score_main
+
+        return score_main(args[1:])
     if first == "serve":
         from app.serve.main import serve_main
 

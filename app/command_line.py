@@ -4,6 +4,7 @@ line, the engine flags, and the wrapper that turns an error into one line and ex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -45,12 +46,21 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
                              "GHOSTPEN_THREADS)")
 
 
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell
+
+
 def run_command(body: Callable[[list[str]], int], argv: list[str],
                 interrupted_status: int = 130) -> int:
     """Run a command's `body`: a GhostpenError is one line on stderr and status 2 (with
-    --debug, the traceback instead); Ctrl+C ends it with `interrupted_status`."""
+    --debug, the traceback instead); Ctrl+C ends it with `interrupted_status`; a reader that
+    leaves (`... | head`) ends it quietly with SIGPIPE_STATUS, as `yes | head` does."""
     try:
         return body(argv)
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and complain: point it at nowhere first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_STATUS
     except GhostpenError as error:
         if "--debug" in argv:
             raise

@@ -190,8 +190,8 @@ def test_help_lists_the_window_and_the_commands_without_loading_qt() -> None:
 def test_a_mistyped_command_names_the_commands() -> None:
     result = run_app("generat", timeout=30)  # the window would have opened and waited
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("unknown command 'generat'; the commands are: generate, act, serve, "
-                             "bench (or no command for the window)\n")
+    assert result.stderr == ("unknown command 'generat'; the commands are: generate, act, score, "
+                             "serve, bench (or no command for the window)\n")
 
 
 def test_a_document_to_open_still_opens_the_window(isolated_dirs: Path) -> None:
