@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -27,7 +26,6 @@ NUMERIC_FLAGS: dict[str, type] = {
     for f in dataclasses.fields(SamplingParams) if f.name in SAMPLER_HELP
 }
 MAX_PROMPT_CHARS = 10_000_000
-SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,14 +109,7 @@ def read_prompt(args: argparse.Namespace) -> str:
 
 
 def generate_main(argv: list[str]) -> int:
-    try:
-        return run_command(_generate, argv)
-    except BrokenPipeError:
-        # The reader left (`... | head`): stop quietly, as `yes | head` does. Python would
-        # flush stdout again at exit and complain, so point it at nowhere first.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return SIGPIPE_STATUS
+    return run_command(_generate, argv)
 
 
 def _generate(argv: list[str]) -> int:
@@ -153,6 +144,8 @@ def _generate(argv: list[str]) -> int:
             "new_tokens": stats.new_tokens, "prefill_ms": round(stats.prefill_ms, 2),
             "decode_tok_s": round(stats.decode_tok_s, 1), "provider": engine.info.provider,
             "precision": engine.info.precision, "stop_reason": stats.stop_reason,
+            "draft_tokens": stats.draft_tokens,
+            "accepted_draft_tokens": stats.accepted_draft_tokens,
         }) + "\n")
     else:
         out.write("\n")

@@ -53,6 +53,10 @@ class GenerationStats:
     prefill_ms: float = 0.0
     decode_tok_s: float = 0.0
     stop_reason: str = ""  # max_new_tokens | eos | stop_string | cancelled | suggested
+    # Prompt lookup: tokens guessed and checked in a pass with the token before them, and how
+    # many of those the model then wrote (each one a forward pass saved).
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Shapes: V vocab.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Generic
 import numpy as np
 
 from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
+from app.engine.prompt_lookup import lookup_draft
 from app.engine.runner_protocol import CacheT, Runner
 from app.engine.sampling import (
     MirostatState,
@@ -45,6 +47,17 @@ SENTENCE_ENDS = (".", "!", "?", "…")
 # and '?)', and a suggestion should end after the closing quote, not run on past it.
 SENTENCE_CLOSERS = "\"'”’)]»"
 ROOM_STEP = 64  # see context_window
+# Prompt lookup (see prompt_lookup.py). A pass of S tokens costs little more than one while
+# reading the weights dominates (GPT-2 124M int8, 2 threads, position 300, 2026-12-02: S = 2 /
+# 4 / 5 / 8 took 1.09 / 1.28 / 1.42 / 1.62 times S = 1; on the 16M stand-in, where overheads
+# dominate, S = 2 took 1.6 times). So a draft is as long as the run of right guesses the
+# recent acceptance rate a predicts (a / (1 - a)) plus one, at most MAX_DRAFT; below
+# MIN_ACCEPTANCE (sampled prose, where the model rarely copies: the stand-in at temperature 0.8
+# wrote 12% of its drafts) drafting rests for REST_TOKENS tokens before it tries again.
+MAX_DRAFT = 8
+MIN_ACCEPTANCE = 0.3
+REST_TOKENS = 24
+ACCEPTANCE_MEMORY = 0.8  # weight of what earlier drafts said against the latest one
 ScoreProgress = Callable[[int, int], None]  # (tokens scored, tokens in all)
 
 
@@ -149,6 +162,17 @@ class Generator(Generic[CacheT]):
         self._scored_ids: list[int] = []
         self._scores: list[TokenScore] = []
         self._start_logits: np.ndarray | None = None  # [V] after <|endoftext|> alone
+        # Prompt lookup while generating: draft tokens the cache holds past row 0's `tokens`,
+        # with the logits after each ([len(draft), V]). Off only to measure what it saves.
+        self.lookup = True
+        self._draft: list[int] = []
+        self._draft_logits: np.ndarray | None = None
+        self._draft_size = 0  # tokens the current draft had when it was made
+        # Draft tokens checked against what the model wrote, and how many it wrote, counted
+        # with fading weight: the running acceptance rate. It starts at one in two.
+        self._guesses_checked, self._guesses_right = 2.0, 1.0
+        self._resting = 0  # tokens since drafting last paused for a low acceptance rate
+        self._runner_keeps_all = True  # False once a runner returned only the last logits
 
     # -- the cache -------------------------------------------------------------------------
     def _window(self, prompt_ids: Sequence[int], room: int) -> list[int]:
@@ -213,9 +237,6 @@ class Generator(Generic[CacheT]):
         if logits is None:
             stats.stop_reason = "cancelled"
             return
-        rng = np.random.default_rng(params.seed)
-        breakers = self._breaker_ids(params.dry_sequence_breakers)
-        watched = (*params.stop_strings, *params.banned_strings)
         history = np.zeros(len(window) + params.max_new_tokens, np.int64)
         history[: len(window)] = window
         base = len(window)
@@ -228,6 +249,22 @@ class Generator(Generic[CacheT]):
             elapsed = time.perf_counter() - decode_started
             stats.decode_tok_s = stats.new_tokens / elapsed if elapsed > 0 else 0.0
 
+        try:
+            yield from self._decode(run, logits, params, cancel, n_alternatives, history, base,
+                                    decoder, stats, finish)
+        finally:
+            # However the run ended (a stop, cancel, the caller closing the iterator), the
+            # cache holds exactly the text: no unchecked draft tokens.
+            self._drop_draft()
+
+    def _decode(self, run: _Run, logits: np.ndarray, params: SamplingParams,
+                cancel: threading.Event | None, n_alternatives: int, history: np.ndarray,
+                base: int, decoder: IncrementalDecoder, stats: GenerationStats,
+                finish: Callable[[str], None]) -> Iterator[TokenEvent]:
+        """generate()'s token loop: draw, hand out what is safe, feed the token back."""
+        rng = np.random.default_rng(params.seed)
+        breakers = self._breaker_ids(params.dry_sequence_breakers)
+        watched = (*params.stop_strings, *params.banned_strings)
         while len(run.tokens) < params.max_new_tokens:
             if cancel is not None and cancel.is_set():
                 finish("cancelled")
@@ -271,13 +308,72 @@ class Generator(Generic[CacheT]):
             yield from self._release(run, self._safe_count(run, watched))
             if len(run.tokens) >= params.max_new_tokens:
                 break
-            if self.cache.pos >= self.n_ctx:
+            if len(self.cache.tokens) >= self.n_ctx:
                 logits = self._slide(history[: base + len(run.tokens)])
                 stats.prompt_tokens = self.cache.pos - len(run.tokens)
             else:
-                logits = self._step(token)
+                logits = self._advance(token, history[: base + len(run.tokens)], stats)
         yield from self._release(run, len(run.tokens))
         finish("max_new_tokens")
+
+    def _advance(self, token: int, history: np.ndarray, stats: GenerationStats) -> np.ndarray:
+        """Feed the drawn `token` (the last of `history`); the logits after it ([V]).
+
+        When it is the next draft token, the cache already holds it and its logits are known:
+        no pass at all. Otherwise the drafts are dropped and the token runs with a new draft
+        guessed from the text (prompt lookup), all in one pass that keeps every position's
+        logits, so that the next tokens drawn may be found in it too."""
+        cache = self.cache
+        if self._draft and self._draft[0] == token:
+            assert self._draft_logits is not None
+            logits, self._draft_logits = self._draft_logits[0], self._draft_logits[1:]
+            del self._draft[0]
+            cache.tokens.append(token)
+            stats.accepted_draft_tokens += 1
+            if not self._draft:
+                self._count_guesses(self._draft_size, wrong=0)
+            return logits
+        if self._draft:
+            self._count_guesses(self._draft_size - len(self._draft), wrong=1)
+        self._drop_draft()
+        draft = self._next_draft(history) if self.lookup and self._runner_keeps_all else []
+        if not draft:
+            return self._step(token)
+        ids = [token, *draft]
+        before = cache.pos
+        logits = self.runner.forward(np.array([ids]), cache, keep=len(ids))[0]
+        if logits.shape[0] != len(ids):  # a foreign export that returns the last position only
+            self._runner_keeps_all = False
+            cache.rewind(before)
+            return self._step(token)
+        cache.tokens.append(token)
+        self._draft, self._draft_logits = draft, logits[1:].copy()
+        self._draft_size = len(draft)
+        stats.draft_tokens += len(draft)
+        return logits[0].copy()
+
+    def _next_draft(self, history: np.ndarray) -> list[int]:
+        """The draft to check with the next token: [] while drafting rests or finds nothing."""
+        rate = self._guesses_right / self._guesses_checked
+        if rate < MIN_ACCEPTANCE and self._resting < REST_TOKENS:
+            self._resting += 1
+            return []
+        self._resting = 0
+        expected_run = min(rate, 0.95) / (1 - min(rate, 0.95))
+        room = self.n_ctx - len(self.cache.tokens) - 1  # the token itself takes one position
+        return lookup_draft(history, min(MAX_DRAFT, room, 1 + math.ceil(expected_run)))
+
+    def _count_guesses(self, right: int, wrong: int) -> None:
+        """Fold a finished draft into the running acceptance rate: `right` tokens written,
+        then `wrong` (0 or 1) where the model wrote something else."""
+        self._guesses_checked = ACCEPTANCE_MEMORY * self._guesses_checked + right + wrong
+        self._guesses_right = ACCEPTANCE_MEMORY * self._guesses_right + right
+
+    def _drop_draft(self) -> None:
+        """Forget the draft tokens the cache holds past the text."""
+        if self._draft:
+            self.cache.rewind(len(self.cache.tokens))
+        self._draft, self._draft_logits = [], None
 
     def _safe_count(self, run: _Run, watched: tuple[str, ...]) -> int:
         """How many generated tokens can be handed out: none whose text might begin a watched
@@ -337,6 +433,7 @@ class Generator(Generic[CacheT]):
         logits = first_undone.logits_before
         del run.tokens[index:], run.pieces[index:], run.pending[index - first_pending :]
         run.text = "".join(run.pieces)
+        self._drop_draft()
         self.cache.rewind(base + index)
         decoder = IncrementalDecoder(self.tokenizer)
         for token in run.tokens:
@@ -346,6 +443,7 @@ class Generator(Generic[CacheT]):
     def _slide(self, all_ids: np.ndarray) -> np.ndarray:
         """The context is full: keep its last three quarters and go on from there."""
         keep = list(all_ids[-(self.n_ctx - self.n_ctx // 4) :])
+        self._drop_draft()
         self.cache.reset()
         logits = self.feed(keep)
         assert logits is not None
