@@ -16,7 +16,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.command_line import ArgumentError, add_engine_flags, command_parser, run_command
+from app.command_line import (
+    ArgumentError,
+    add_draft_model_flag,
+    add_engine_flags,
+    command_parser,
+    run_command,
+)
 from app.engine.sampling_params import GREEDY, SAMPLER_HELP, SAMPLER_STEPS, SamplingParams
 from app.engine.text_escapes import unescape
 
@@ -59,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{', '.join(SAMPLER_STEPS)}; steps left out are skipped "
                              "(default: that order)")
     add_engine_flags(parser)
+    add_draft_model_flag(parser)
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per token, then a summary, instead of text")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -118,7 +125,7 @@ def _generate(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     params = params_from_args(args)
     prompt = read_prompt(args)
-    engine = load_engine(args.model, args.device, args.threads)
+    engine = load_engine(args.model, args.device, args.threads, args.draft_model)
     if engine.info.fallback_reason:
         print(f"note: {engine.info.fallback_reason}", file=sys.stderr)
     prompt_tokens = engine.count_tokens(prompt)

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from app.engine.errors import GhostpenError
 from app.engine.providers import DEVICES
@@ -44,6 +45,14 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
                         help="CPU threads, 1 or more (default: the physical cores, or "
                              "GHOSTPEN_THREADS)")
+
+
+def add_draft_model_flag(parser: argparse.ArgumentParser) -> None:
+    """--draft-model, for the commands that write text token by token."""
+    parser.add_argument("--draft-model", type=Path, default=None, metavar="PATH",
+                        help="a smaller model with the same vocabulary that guesses the next "
+                             "tokens for the model to check several at a time (gpt2 for "
+                             "gpt2-large or gpt2-xl); the text written is the model's own")
 
 
 SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what `yes | head` leaves in the shell

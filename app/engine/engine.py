@@ -6,6 +6,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.engine.draft_model import DraftModel
+from app.engine.errors import GhostpenError
 from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
 from app.engine.generator import Generator, ScoreProgress
 from app.engine.loader import Runner, load_runner
@@ -62,22 +64,54 @@ class Engine:
         self.generator.runner = None  # type: ignore[assignment]
 
 
-def load_engine(model_dir: Path, device: str = "auto", threads: int | None = None) -> Engine:
-    """Open a model folder (ours or a foreign GPT-2 export) on the best provider."""
+def load_engine(model_dir: Path, device: str = "auto", threads: int | None = None,
+                draft_dir: Path | None = None) -> Engine:
+    """Open a model folder (ours or a foreign GPT-2 export) on the best provider; `draft_dir`:
+    a smaller model with the same vocabulary to guess its next tokens (see draft_model.py)."""
     model_dir = Path(model_dir)
     runner = load_runner(model_dir, device, threads)
-    source = model_dir if _has_tokenizer(model_dir) else GPT2_TOKENIZER_DIR
-    tokenizer = Tokenizer.shared(source)
+    tokenizer = _tokenizer_of(model_dir)
+    notes: tuple[str, ...] = ()
     if (model_dir / MANIFEST).exists():
         manifest = read_manifest(model_dir)
-        precision, n_params, notes = manifest.precision, manifest.n_params, ()
+        precision, n_params = manifest.precision, manifest.n_params
     else:
         precision, n_params = "foreign", 0
         notes = ("A foreign ONNX export: it runs, but slower than a Ghostpen conversion.",)
+    draft = _load_draft(Path(draft_dir), model_dir, tokenizer, device, threads) \
+        if draft_dir is not None else None
+    if draft is not None:
+        notes = (*notes, f"{draft.name} guesses the next tokens (a draft model).")
     info = EngineInfo(model_name=model_dir.name, precision=precision, provider=runner.provider,
                       n_ctx=runner.n_ctx, n_params=n_params,
                       fallback_reason=runner.fallback_reason, notes=notes)
-    return Engine(runner, tokenizer, info)
+    engine = Engine(runner, tokenizer, info)
+    engine.generator.draft_model = draft
+    return engine
+
+
+def _load_draft(draft_dir: Path, model_dir: Path, tokenizer: Tokenizer, device: str,
+                threads: int | None) -> DraftModel:
+    """The draft model, refused unless it splits text into the same tokens as the model."""
+    if draft_dir.resolve() == model_dir.resolve():
+        raise GhostpenError(f"{draft_dir} is the model itself; choose a smaller model with the "
+                            "same vocabulary as the draft (gpt2 for gpt2-large or gpt2-xl).")
+    runner = load_runner(draft_dir, device, threads)
+    theirs = _tokenizer_of(draft_dir)
+    if theirs.vocab_size != tokenizer.vocab_size or \
+            theirs.encode(VOCABULARY_PROBE) != tokenizer.encode(VOCABULARY_PROBE):
+        raise GhostpenError(f"{draft_dir} has another vocabulary than {model_dir.name}; a draft "
+                            "model must split text into the same tokens (gpt2 for gpt2-large "
+                            "or gpt2-xl).")
+    return DraftModel(runner, draft_dir.name)
+
+
+# A text whose tokens differ between vocabularies: words, numbers, punctuation, accents.
+VOCABULARY_PROBE = "Naïve façades, 1,024 tokens — and “quotes”: x=3; Ω≈ 42%!\n\tdone."
+
+
+def _tokenizer_of(folder: Path) -> Tokenizer:
+    return Tokenizer.shared(folder if _has_tokenizer(folder) else GPT2_TOKENIZER_DIR)
 
 
 def _has_tokenizer(folder: Path) -> bool:

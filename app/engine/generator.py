@@ -11,7 +11,6 @@ Shapes: V vocab.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +19,8 @@ from typing import Generic
 
 import numpy as np
 
+from app.engine.context import common_prefix_length, context_window
+from app.engine.draft_model import DraftModel
 from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
 from app.engine.prompt_lookup import lookup_draft
 from app.engine.runner_protocol import CacheT, Runner
@@ -35,6 +36,7 @@ from app.engine.sampling import (
 )
 from app.engine.sampling_params import SamplingParams
 from app.engine.scoring import TokenScore, rank_tokens
+from app.engine.speculation import AcceptanceRate
 from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 
 # Tokens per prefill run: cancel stays responsive, and attention works on a causal staircase
@@ -46,18 +48,6 @@ SENTENCE_ENDS = (".", "!", "?", "…")
 # What may follow a sentence's last mark and still belong to it: GPT-2 has tokens such as '."'
 # and '?)', and a suggestion should end after the closing quote, not run on past it.
 SENTENCE_CLOSERS = "\"'”’)]»"
-ROOM_STEP = 64  # see context_window
-# Prompt lookup (see prompt_lookup.py). A pass of S tokens costs little more than one while
-# reading the weights dominates (GPT-2 124M int8, 2 threads, position 300, 2026-12-02: S = 2 /
-# 4 / 5 / 8 took 1.09 / 1.28 / 1.42 / 1.62 times S = 1; on the 16M stand-in, where overheads
-# dominate, S = 2 took 1.6 times). So a draft is as long as the run of right guesses the
-# recent acceptance rate a predicts (a / (1 - a)) plus one, at most MAX_DRAFT; below
-# MIN_ACCEPTANCE (sampled prose, where the model rarely copies: the stand-in at temperature 0.8
-# wrote 12% of its drafts) drafting rests for REST_TOKENS tokens before it tries again.
-MAX_DRAFT = 8
-MIN_ACCEPTANCE = 0.3
-REST_TOKENS = 24
-ACCEPTANCE_MEMORY = 0.8  # weight of what earlier drafts said against the latest one
 ScoreProgress = Callable[[int, int], None]  # (tokens scored, tokens in all)
 
 
@@ -69,31 +59,6 @@ def ends_sentence(text: str) -> bool:
     if text.rstrip(" ").endswith("\n"):
         return True
     return text.rstrip(" ").rstrip(SENTENCE_CLOSERS).endswith(SENTENCE_ENDS)
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-def context_window(ids: Sequence[int], n_ctx: int, room: int) -> list[int]:
-    """The tail of `ids` that fits with `room` tokens to spare.
-
-    The start moves in steps of a quarter context, so while a person types at the end of a long
-    document the window (and with it the KV cache) stays the same for a few hundred tokens.
-    Rooms are rounded up to ROOM_STEP, so the preview (room 1) and suggestions (room ~9), which
-    alternate while a person types, always agree on the window and share the cache.
-    """
-    room = max(room, min(-(-room // ROOM_STEP) * ROOM_STEP, n_ctx // 4))
-    limit = n_ctx - room
-    if len(ids) <= limit:
-        return list(ids)
-    step = max(1, n_ctx // 4)
-    start = -(-(len(ids) - limit) // step) * step
-    return list(ids[start:])
 
 
 def score_window_start(index: int, n_ctx: int) -> int:
@@ -162,16 +127,17 @@ class Generator(Generic[CacheT]):
         self._scored_ids: list[int] = []
         self._scores: list[TokenScore] = []
         self._start_logits: np.ndarray | None = None  # [V] after <|endoftext|> alone
-        # Prompt lookup while generating: draft tokens the cache holds past row 0's `tokens`,
-        # with the logits after each ([len(draft), V]). Off only to measure what it saves.
+        # Speculative decoding while generating: draft tokens the cache holds past row 0's
+        # `tokens`, with the logits after each ([len(draft), V]), guessed by prompt lookup
+        # (`lookup`; off only to measure what it saves) or else by a draft model, if set.
         self.lookup = True
+        self.draft_model: DraftModel | None = None
         self._draft: list[int] = []
         self._draft_logits: np.ndarray | None = None
         self._draft_size = 0  # tokens the current draft had when it was made
-        # Draft tokens checked against what the model wrote, and how many it wrote, counted
-        # with fading weight: the running acceptance rate. It starts at one in two.
-        self._guesses_checked, self._guesses_right = 2.0, 1.0
-        self._resting = 0  # tokens since drafting last paused for a low acceptance rate
+        self._draft_source: AcceptanceRate | None = None  # whose guess it is
+        self._lookup_rate = AcceptanceRate()
+        self._draft_model_rate = AcceptanceRate()
         self._runner_keeps_all = True  # False once a runner returned only the last logits
 
     # -- the cache -------------------------------------------------------------------------
@@ -330,13 +296,13 @@ class Generator(Generic[CacheT]):
             del self._draft[0]
             cache.tokens.append(token)
             stats.accepted_draft_tokens += 1
-            if not self._draft:
-                self._count_guesses(self._draft_size, wrong=0)
+            if not self._draft and self._draft_source is not None:
+                self._draft_source.count(self._draft_size, wrong=0)
             return logits
-        if self._draft:
-            self._count_guesses(self._draft_size - len(self._draft), wrong=1)
+        if self._draft and self._draft_source is not None:
+            self._draft_source.count(self._draft_size - len(self._draft), wrong=1)
         self._drop_draft()
-        draft = self._next_draft(history) if self.lookup and self._runner_keeps_all else []
+        draft = self._next_draft(history) if self._runner_keeps_all else []
         if not draft:
             return self._step(token)
         ids = [token, *draft]
@@ -353,21 +319,23 @@ class Generator(Generic[CacheT]):
         return logits[0].copy()
 
     def _next_draft(self, history: np.ndarray) -> list[int]:
-        """The draft to check with the next token: [] while drafting rests or finds nothing."""
-        rate = self._guesses_right / self._guesses_checked
-        if rate < MIN_ACCEPTANCE and self._resting < REST_TOKENS:
-            self._resting += 1
-            return []
-        self._resting = 0
-        expected_run = min(rate, 0.95) / (1 - min(rate, 0.95))
+        """The draft to check with the next token (the last of `history`): prompt lookup's
+        guess, else the draft model's; [] when neither guesses now."""
         room = self.n_ctx - len(self.cache.tokens) - 1  # the token itself takes one position
-        return lookup_draft(history, min(MAX_DRAFT, room, 1 + math.ceil(expected_run)))
+        for source, guess in ((self._lookup_rate, self._lookup_guess),
+                              (self._draft_model_rate, self._draft_model_guess)):
+            length = min(room, source.draft_length())
+            draft = guess(history, length) if length > 0 else []
+            if draft:
+                self._draft_source = source
+                return draft
+        return []
 
-    def _count_guesses(self, right: int, wrong: int) -> None:
-        """Fold a finished draft into the running acceptance rate: `right` tokens written,
-        then `wrong` (0 or 1) where the model wrote something else."""
-        self._guesses_checked = ACCEPTANCE_MEMORY * self._guesses_checked + right + wrong
-        self._guesses_right = ACCEPTANCE_MEMORY * self._guesses_right + right
+    def _lookup_guess(self, history: np.ndarray, length: int) -> list[int]:
+        return lookup_draft(history, length) if self.lookup else []
+
+    def _draft_model_guess(self, history: np.ndarray, length: int) -> list[int]:
+        return self.draft_model.guess(history, length) if self.draft_model is not None else []
 
     def _drop_draft(self) -> None:
         """Forget the draft tokens the cache holds past the text."""

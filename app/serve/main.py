@@ -15,7 +15,13 @@ import os
 import sys
 from pathlib import Path
 
-from app.command_line import ArgumentError, add_engine_flags, command_parser, run_command
+from app.command_line import (
+    ArgumentError,
+    add_draft_model_flag,
+    add_engine_flags,
+    command_parser,
+    run_command,
+)
 from app.engine.errors import GhostpenError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -44,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="require 'Authorization: Bearer KEY' on every request (default: "
                              f"${API_KEY_VARIABLE}, which keeps the key out of process lists)")
     add_engine_flags(parser)
+    add_draft_model_flag(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
@@ -95,7 +102,7 @@ def _serve(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sock = bind_socket(args.host, args.port)
     try:
-        engine = load_engine(args.model, args.device, args.threads)
+        engine = load_engine(args.model, args.device, args.threads, args.draft_model)
         if engine.info.fallback_reason:
             print(f"note: {engine.info.fallback_reason}", file=sys.stderr)
         # The queue's thread is the engine's only caller from here on; this thread closes it
