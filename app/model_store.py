@@ -18,10 +18,10 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.engine.errors import GhostpenError, ModelLoadError, first_line
 from app.engine.model_files import MANIFEST, read_manifest, write_manifest
@@ -49,6 +49,9 @@ class InstalledModel:
     foreign: bool  # an ONNX export in someone else's layout: loads, runs slower
     source: str  # where it came from: a checkpoint folder, hf://repo@commit, a copied folder
     problem: str = ""  # one line when the folder is damaged and cannot be loaded
+    # the manifest's "quality": the converter's quality gate (models/quality_gate.py); {} when
+    # not measured
+    quality: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -114,6 +117,61 @@ def format_params(n: int) -> str:
     return f"{n / 1e3:.0f}K"
 
 
+def format_quality(model: InstalledModel) -> str:
+    """How close the model comes to fp32 on the quality gate's text, for a table cell:
+    "KL 6.1e-05 · top-1 98.7%", "reference" (fp32 itself), "not judged" (a model that does not
+    predict English, such as random weights) or "not measured" (older or foreign models)."""
+    from models.quality_gate import NOT_JUDGED
+
+    figures = _gate_figures(model.quality)
+    if model.problem:
+        return "—"
+    if model.precision == "fp32" and not model.foreign:
+        return "reference"
+    if model.quality.get("verdict") == NOT_JUDGED:
+        return "not judged"
+    if figures is None:
+        return "not measured"
+    return f"KL {figures['kl']:.1e} · top-1 {figures['top1']:.1%}"
+
+
+def quality_details(model: InstalledModel) -> str:
+    """One line on the gate's figures (and the precision it fell back from), for a tooltip; ""
+    when there are none."""
+    from models.quality_gate import NOT_JUDGED
+
+    figures = _gate_figures(model.quality)
+    if figures is None:
+        line = ""
+    elif model.quality.get("verdict") == NOT_JUDGED:
+        line = (f"Not judged: the model does not predict English (fp32 perplexity "
+                f"{figures['perplexity_fp32']:,.0f} on the built-in text).")
+    else:
+        line = (f"Against fp32 on the built-in text ({figures['tokens']:.0f} tokens): KL "
+                f"{figures['kl']:.2g} per token, the same next word {figures['top1']:.1%} of the "
+                f"time, perplexity {figures['perplexity'] / figures['perplexity_fp32'] - 1:+.2%}.")
+    return " ".join(filter(None, (line, quality_notice(model))))
+
+
+def _gate_figures(record: Mapping[str, Any]) -> dict[str, float] | None:
+    """The numbers of a manifest's "quality" record, or None when it has none (not measured) or
+    they are not numbers (a hand-edited manifest shows as not measured, not as a crash)."""
+    names = ("tokens", "kl", "top1", "perplexity", "perplexity_fp32")
+    figures: dict[str, float] = {}
+    for name in names:
+        value = record.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        figures[name] = float(value)
+    return figures
+
+
+def quality_notice(model: InstalledModel) -> str:
+    """The one line saying that the quality gate converted a safer precision than the one asked
+    for, and why; "" when it did not."""
+    return str(model.quality.get("fallback", ""))
+
+
 def safe_name(name: str) -> str:
     """`name` as a folder name: letters, digits and `._-` only, at most 80 of them."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:80]
@@ -171,7 +229,7 @@ def describe(folder: Path) -> InstalledModel | None:
         except ModelLoadError as error:
             return InstalledModel(folder.name, folder, 0, "", size, False, "", str(error))
         return InstalledModel(folder.name, folder, manifest.n_params, manifest.precision, size,
-                              False, manifest.source)
+                              False, manifest.source, quality=manifest.quality)
     try:
         onnx_path = find_onnx(folder)
     except ModelLoadError:
@@ -252,7 +310,8 @@ def convert(src: Path, root: Path, name: str, precision: str, source: str,
             cancelled: type[Cancelled],
             checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None) -> InstalledModel:
     """Convert the checkpoint in `src` (or its weights, already read) to `precision` and install
-    it as root/name, replacing an older one; its manifest records `source`. Cancel raises
+    it as root/name, replacing an older one; its manifest records `source`. The converter's
+    quality gate may make a safer precision instead (quality_notice says so). Cancel raises
     `cancelled` and leaves nothing behind."""
     from models.export import export_model
 

@@ -1,4 +1,5 @@
-"""`python -m models.export SRC OUT [--precision fp32|fp16|int8|int4] [--check] [--no-smooth]`
+"""`python -m models.export SRC OUT [--precision P] [--check] [--no-smooth] [--no-gate]`,
+P one of fp32 (the default), fp16, int8 and int4.
 
 Turns a Hugging Face GPT-2 checkpoint folder into a Ghostpen model folder. The folder is built
 beside OUT and renamed into place, so an interrupted conversion never leaves half a model. OUT
@@ -9,6 +10,11 @@ int8 and int4 weights are smoothed first (models.smoothing: SmoothQuant folded i
 weights, the same function in fp32) unless --no-smooth: on a copy of the trained stand-in with
 outlier LayerNorm channels, as trained GPT-2s have, it took int8 from +1.7% perplexity over
 fp32 to +0.02% (measured 2026-12-02).
+
+fp16, int8 and int4 then pass the quality gate (models.quality_gate) unless --no-gate: the new
+model against fp32 on a built-in English text. One that drifts beyond its precision's limits is
+thrown away and the next safer precision converted instead (int4 -> int8 -> fp32, fp16 ->
+fp32), with a line saying why; the figures go into the manifest's "quality".
 """
 
 from __future__ import annotations
@@ -49,6 +55,14 @@ from models.graph import (
     default_kv_cache,
 )
 from models.kv_calibration import CALIBRATION_TEXT, calibrate_kv_scales
+from models.quality_gate import (
+    SAFER,
+    QualityReport,
+    fallback_notice,
+    gate_ids,
+    measure_quality,
+    reference_log_probs,
+)
 from models.smoothing import SMOOTH_ALPHA, smooth_weights
 
 # A fixed, varied English text for --check (no real model is needed: it is tokens, not meaning).
@@ -73,7 +87,8 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
                  progress: Progress = print, kv_cache: str | None = None,
                  on_layer: Callable[[int, int], None] | None = None,
                  checkpoint: tuple[GPT2Config, dict[str, np.ndarray]] | None = None,
-                 quant: QuantOptions = DEFAULT_QUANT, smooth: bool = True) -> Manifest:
+                 quant: QuantOptions = DEFAULT_QUANT, smooth: bool = True,
+                 gate: bool = True) -> Manifest:
     """Convert the checkpoint in `src` into a model folder `out`: a new one, or an empty folder
     or a Ghostpen model folder replaced whole (left as it was on failure); any other `out`, or
     one that is `src`, inside it or around it, is refused with a GhostpenError before anything
@@ -83,7 +98,11 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
     weights are quantised (models.graph.QuantOptions; the defaults unless measuring others).
     `smooth`: fold SmoothQuant into int8 / int4 weights first (models.smoothing; recorded in
     the manifest as "smoothquant": alpha); fp32 and fp16 are never smoothed. --check compares
-    with the numpy reference on the checkpoint's own weights either way."""
+    with the numpy reference on the checkpoint's own weights either way. `gate`: measure an
+    fp16 / int8 / int4 model against fp32 (models.quality_gate) and, when it fails, convert
+    the next safer precision instead: the returned manifest names the precision made, its
+    `quality` the figures and why it changed (False: the precision asked for, unmeasured, as
+    benches that measure a precision on purpose want)."""
     if precision not in PRECISIONS:
         raise GhostpenError(f"precision {precision!r} is unknown; choose one of "
                             f"{', '.join(PRECISIONS)}.")
@@ -94,32 +113,34 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
     tokenizer = Tokenizer.from_dir(src)
     _check_convertible(src, config, tokenizer, precision)
     target = _writable_out(src, out)
-    kv_cache = kv_cache or default_kv_cache(precision)
-    calibration_ids = tokenizer.encode(CALIBRATION_TEXT)
-    smooth_alpha = SMOOTH_ALPHA if smooth and precision in WEIGHT_BITS else None
-    graph_weights: Mapping[str, np.ndarray] = weights
-    if smooth_alpha is not None:
-        progress(f"smoothing the weights for {precision} (SmoothQuant, alpha {smooth_alpha})")
-        graph_weights = smooth_weights(weights, config, calibration_ids, smooth_alpha)
-    kv_scales = None
-    if kv_cache == "int8":
-        # measured on the weights the graph holds, so the scales fit the keys and values it makes
-        progress("measuring the key/value ranges for the int8 KV cache")
-        kv_scales = calibrate_kv_scales(graph_weights, config, calibration_ids)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_dir(target)
+    asked, failed = precision, []
+    reference: np.ndarray | None = None  # fp32's log-probabilities on the gate's text
+    while True:  # until a precision passes the gate (fp32 always does: it is the reference)
+        staging = _staging_dir(target)
+        try:
+            manifest = _convert(staging, src, config, weights, tokenizer, precision, progress,
+                                kv_cache, on_layer, quant, smooth)
+            report = None
+            if gate and precision in SAFER:
+                progress(f"measuring {precision} against fp32 on the built-in text")
+                if reference is None:
+                    reference = reference_log_probs(config, weights,
+                                                    gate_ids(tokenizer, config))
+                report = measure_quality(staging, config, weights, tokenizer, reference)
+                progress(report.summary())
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if report is None or report.passed:
+            break
+        shutil.rmtree(staging, ignore_errors=True)
+        failed.append(report)
+        precision = SAFER[precision]
+        progress(fallback_notice(failed, precision))
     try:
-        progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
-                 f"{kv_cache} KV cache)")
-        with open(staging / EXTERNAL_DATA, "wb") as data:
-            model = build_graph(config, graph_weights, precision, source=str(src),
-                                kv_cache=kv_cache, kv_scales=kv_scales, data=data,
-                                data_location=EXTERNAL_DATA, on_layer=on_layer, quant=quant)
-        names = _write_folder(staging, model, config, tokenizer)
-        del model
-        manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,
-                            files=describe_files(staging, names), n_params=config.n_params,
-                            kv_cache=kv_cache, smoothquant=smooth_alpha)
+        manifest = dataclasses.replace(manifest, quality=_quality_record(report, asked, failed,
+                                                                         precision))
         write_manifest(staging, manifest)
         if check:
             # against the checkpoint's own weights: smoothing must not change the function
@@ -136,6 +157,48 @@ def export_model(src: Path, out: Path, precision: str = "fp32", check: bool = Fa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     progress(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+    return manifest
+
+
+def _quality_record(report: QualityReport | None, asked: str, failed: list[QualityReport],
+                    precision: str) -> dict[str, object]:
+    """The manifest's "quality": the gate's figures for the model made ({} when unmeasured),
+    and, when the gate changed the precision, the one asked for and the line saying why."""
+    record: dict[str, object] = report.to_json() if report is not None else {}
+    if failed:
+        record.update(asked=asked, fallback=fallback_notice(failed, precision))
+    return record
+
+
+def _convert(staging: Path, src: Path, config: GPT2Config, weights: Mapping[str, np.ndarray],
+             tokenizer: Tokenizer, precision: str, progress: Progress, kv_cache: str | None,
+             on_layer: Callable[[int, int], None] | None, quant: QuantOptions,
+             smooth: bool) -> Manifest:
+    """The model in `precision` written into the empty folder `staging`, with its manifest."""
+    kv_cache = kv_cache or default_kv_cache(precision)
+    calibration_ids = tokenizer.encode(CALIBRATION_TEXT)
+    smooth_alpha = SMOOTH_ALPHA if smooth and precision in WEIGHT_BITS else None
+    graph_weights: Mapping[str, np.ndarray] = weights
+    if smooth_alpha is not None:
+        progress(f"smoothing the weights for {precision} (SmoothQuant, alpha {smooth_alpha})")
+        graph_weights = smooth_weights(weights, config, calibration_ids, smooth_alpha)
+    kv_scales = None
+    if kv_cache == "int8":
+        # measured on the weights the graph holds, so the scales fit the keys and values it makes
+        progress("measuring the key/value ranges for the int8 KV cache")
+        kv_scales = calibrate_kv_scales(graph_weights, config, calibration_ids)
+    progress(f"building the {precision} graph ({config.n_params / 1e6:.0f}M parameters, "
+             f"{kv_cache} KV cache)")
+    with open(staging / EXTERNAL_DATA, "wb") as data:
+        model = build_graph(config, graph_weights, precision, source=str(src),
+                            kv_cache=kv_cache, kv_scales=kv_scales, data=data,
+                            data_location=EXTERNAL_DATA, on_layer=on_layer, quant=quant)
+    names = _write_folder(staging, model, config, tokenizer)
+    del model
+    manifest = Manifest(precision=precision, source=str(src), graph_format=FORMAT,
+                        files=describe_files(staging, names), n_params=config.n_params,
+                        kv_cache=kv_cache, smoothquant=smooth_alpha)
+    write_manifest(staging, manifest)
     return manifest
 
 
@@ -302,11 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-smooth", dest="smooth", action="store_false",
                         help="int8/int4: quantise the weights as they are, without folding "
                              "SmoothQuant into them first")
+    parser.add_argument("--no-gate", dest="gate", action="store_false",
+                        help="fp16/int8/int4: keep the precision asked for without measuring it "
+                             "against fp32 on the built-in text (for benches that measure a "
+                             "precision on purpose)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
         export_model(args.src, args.out, args.precision, args.check, kv_cache=args.kv_cache,
-                     smooth=args.smooth)
+                     smooth=args.smooth, gate=args.gate)
     except (GhostpenError, OSError) as error:  # OSError: the disk (full, read-only, denied)
         if args.debug:
             raise

@@ -59,6 +59,10 @@ class Manifest:
     version: int = MANIFEST_VERSION
     kv_cache: str = ""  # fp32 / fp16 / int8; the graph's past_key inputs are the authority
     smoothquant: float | None = None  # the alpha SmoothQuant was folded in with, or None
+    # The converter's quality gate (models/quality_gate.py): the figures measured against fp32,
+    # and "asked" / "fallback" when it converted a safer precision than the one asked for.
+    # {} when not measured (fp32, --no-gate, models converted before the gate).
+    quality: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class Manifest:
             "smoothquant": self.smoothquant,
             "files": self.files,
             "check": self.check,
+            "quality": self.quality,
         }
 
 
@@ -164,9 +169,9 @@ def read_manifest(folder: Path, verify_hashes: bool = False) -> Manifest:
 def _parse_manifest(path: Path, data: dict[str, Any]) -> Manifest:
     """The Manifest in `data`, read from `path`; a missing or mistyped field is one line."""
     try:
-        files, check = data["files"], data.get("check", {})
-        if not isinstance(files, dict) or not isinstance(check, dict):
-            raise TypeError("'files' and 'check' must be objects")
+        files, check, quality = data["files"], data.get("check", {}), data.get("quality", {})
+        if not all(isinstance(part, dict) for part in (files, check, quality)):
+            raise TypeError("'files', 'check' and 'quality' must be objects")
         n_params = data.get("n_params", 0)
         if type(n_params) is not int:
             raise TypeError("'n_params' must be a whole number")
@@ -177,7 +182,7 @@ def _parse_manifest(path: Path, data: dict[str, Any]) -> Manifest:
             precision=str(data["precision"]), source=str(data.get("source", "")),
             graph_format=str(data["graph_format"]), files=dict(files), n_params=n_params,
             check=dict(check), version=MANIFEST_VERSION, kv_cache=str(data.get("kv_cache", "")),
-            smoothquant=None if smoothquant is None else float(smoothquant),
+            smoothquant=None if smoothquant is None else float(smoothquant), quality=dict(quality),
         )
     except KeyError as error:
         raise ModelLoadError(f"{path} lacks {error}; convert the model again.") from error

@@ -42,7 +42,9 @@ from app.model_store import InstalledModel
 from app.paths import models_dir
 from app.ui.model_tasks import ModelJobs, ProgressPanel
 
-COLUMNS = ("Name", "Parameters", "Precision", "Size", "Kind")
+# "Quality vs fp32": what the converter's quality gate measured (app.model_store.format_quality)
+COLUMNS = ("Name", "Parameters", "Precision", "Quality vs fp32", "Size", "Kind")
+RIGHT_ALIGNED = (1, 4)  # the numbers: parameters, size
 PRECISION_CHOICES = ("int8", "fp16", "fp32", "int4")
 PRECISION_HINTS = {
     "int8": "int8: smallest and fastest on a CPU",
@@ -136,8 +138,9 @@ class ModelDialog(QDialog):
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setAccessibleName("Installed models")
-        self.table.setAccessibleDescription("Name, parameters, precision, size on disk and kind "
-                                            "of every installed model")
+        self.table.setAccessibleDescription("Name, parameters, precision, how closely it "
+                                            "follows full precision (fp32), size on disk and "
+                                            "kind of every installed model")
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -152,6 +155,7 @@ class ModelDialog(QDialog):
         self.empty.setAccessibleName("No models")
         self.status = QLabel(self)
         self.status.setAccessibleName("Status")
+        self.status.setWordWrap(True)  # a quality gate's notice is a long line
         self.error = error_label(self)
         self.progress = ProgressPanel(self)
         self.jobs = ModelJobs(self.progress, self, providers=providers, root=root)
@@ -219,14 +223,16 @@ class ModelDialog(QDialog):
             if model.name == self.current:
                 kind += " · in use"
             cells = (model.name, model_store.format_params(model.n_params),
-                     model.precision or "—", model_store.format_bytes(model.size_bytes), kind)
+                     model.precision or "—", model_store.format_quality(model),
+                     model_store.format_bytes(model.size_bytes), kind)
             origin = f"From {model.source}" if model.source else ""
-            tip = model.problem or "\n".join(filter(None, (str(model.path), origin)))
+            tip = model.problem or "\n".join(filter(None, (
+                str(model.path), origin, model_store.quality_details(model))))
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, model.name)
                 item.setToolTip(tip)
-                if column in (1, 3):
+                if column in RIGHT_ALIGNED:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
                 if model.name == self.current:
@@ -347,8 +353,10 @@ class ModelDialog(QDialog):
     # --- job results (GUI thread) ----------------------------------------------------------
 
     def _on_installed(self, model: InstalledModel) -> None:
-        self.status.setText(f"Installed {model.name} "
-                            f"({model_store.format_bytes(model.size_bytes)}).")
+        # when the quality gate converted a safer precision, the line saying so and why
+        notice = model_store.quality_notice(model)
+        self.status.setText(" ".join(filter(None, (
+            f"Installed {model.name} ({model_store.format_bytes(model.size_bytes)}).", notice))))
         self.refresh(select=model.name)
         self.model_installed.emit(model.name)
         self.models_changed.emit()

@@ -6,7 +6,10 @@ is a real HTTP server on 127.0.0.1 (tests/hub_server.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,12 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from app import model_store
+from app.bench.quality import STANDIN_DIR
 from app.model_store import InstalledModel
 from app.ui.model_dialog import ModelDialog
 from app.ui.model_tasks import BAR_STEPS
 from app.ui.welcome import WelcomeDialog
+from models import quality_gate
 from tests.hub_server import GPT2_REPO, FakeHub
 from tests.ui.conftest import Answers
 
@@ -70,8 +75,9 @@ def test_lists_models_with_parameters_precision_and_size(make_dialog: type[Model
     model = install(tiny_model, "tiny")
     dialog = make_dialog(current="tiny")
     assert rows(dialog) == [["tiny", model_store.format_params(model.n_params), "fp32",
-                             model_store.format_bytes(model.size_bytes), "Ghostpen · in use"]]
-    assert rows(dialog)[0][3].endswith("MB")
+                             "reference", model_store.format_bytes(model.size_bytes),
+                             "Ghostpen · in use"]]
+    assert rows(dialog)[0][4].endswith("MB")
     assert not dialog.empty.isVisible()
     assert dialog.selected_name() == "tiny" and dialog.use_button.isEnabled()
     assert dialog.table.accessibleName() == "Installed models"
@@ -206,8 +212,70 @@ def test_damaged_model_can_be_removed_not_used(make_dialog: type[ModelDialog],
     broken = install(tiny_model, "broken")
     (broken.path / "model.onnx").write_bytes(b"short")
     dialog = make_dialog()
-    assert rows(dialog)[0][4] == "Damaged"
+    assert rows(dialog)[0][5] == "Damaged"
     assert dialog.remove_button.isEnabled() and not dialog.use_button.isEnabled()
+
+
+QUALITY = 3  # the column of what the quality gate measured
+
+
+def tooltip(dialog: ModelDialog, name: str) -> str:
+    item = dialog.table.item([r[0] for r in rows(dialog)].index(name), QUALITY)
+    assert item is not None
+    return item.toolTip()
+
+
+def test_the_quality_column_says_what_was_and_was_not_measured(
+        make_dialog: type[ModelDialog], model_cache: Callable[..., Path], tiny_model: Path,
+        tmp_path: Path) -> None:
+    install(model_cache("tiny", "int8"), "random-int8")
+    install(tiny_model, "random-fp32")
+    old = shutil.copytree(model_cache("tiny", "int8"), tmp_path / "before-the-gate")
+    manifest = json.loads((old / "manifest.json").read_text("utf-8"))
+    del manifest["quality"]  # as the converter wrote it before the gate
+    (old / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    install(old, "old-int8")
+
+    dialog = make_dialog()
+    header = dialog.table.horizontalHeaderItem(QUALITY)
+    assert header is not None and header.text() == "Quality vs fp32"
+    assert {r[0]: r[QUALITY] for r in rows(dialog)} == {
+        "old-int8": "not measured", "random-fp32": "reference", "random-int8": "not judged"}
+    assert "does not predict English" in tooltip(dialog, "random-int8")
+
+
+needs_standin = pytest.mark.skipif(not (STANDIN_DIR / "model.safetensors").exists(),
+                                   reason=f"the trained stand-in is not in {STANDIN_DIR}")
+
+
+@needs_standin
+def test_a_trained_model_shows_its_kl_and_agreement(make_dialog: type[ModelDialog],
+                                                    qtbot: QtBot) -> None:
+    dialog = make_dialog()
+    with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS):
+        assert dialog.start_add_folder(STANDIN_DIR, "int8")
+    model = dialog.models()[0]
+    kl, top1 = model.quality["kl"], model.quality["top1"]
+    assert rows(dialog)[0][2:4] == ["int8", f"KL {kl:.1e} · top-1 {top1:.1%}"]
+    assert re.fullmatch(r"KL \d\.\de-0\d · top-1 9\d\.\d%", rows(dialog)[0][QUALITY])
+    assert "Against fp32 on the built-in text" in tooltip(dialog, model.name)
+    assert dialog.status.text() == (f"Installed {model.name} "
+                                    f"({model_store.format_bytes(model.size_bytes)}).")
+
+
+@needs_standin
+def test_when_the_gate_changes_the_precision_the_notice_says_why(
+        make_dialog: type[ModelDialog], qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit no int8 can meet stands in for a model that int8 would spoil."""
+    monkeypatch.setitem(quality_gate.LIMITS, "int8", quality_gate.Limits(1e-9, 1.0))
+    dialog = make_dialog()
+    with qtbot.waitSignal(dialog.model_installed, timeout=JOB_TIMEOUT_MS):
+        assert dialog.start_add_folder(STANDIN_DIR, "int8")
+    assert rows(dialog)[0][2:4] == ["fp32", "reference"]
+    notice = dialog.status.text()
+    assert re.fullmatch(r"Installed \S+ \(.+\)\. int8 strayed too far from fp32 on the "
+                        r"built-in text \(.+\); converted to fp32 instead\.", notice), notice
+    assert "converted to fp32 instead" in tooltip(dialog, dialog.models()[0].name)
 
 
 def test_welcome_offers_exactly_download_and_add(qtbot: QtBot, hub: FakeHub) -> None:
