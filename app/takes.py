@@ -54,11 +54,10 @@ class Take:
         return "".join(token.text for token in self.tokens)
 
     def preview(self, limit: int = 60) -> str:
-        """The take's first line, shortened, as a list shows it."""
-        line = next((ln.strip() for ln in self.text.splitlines() if ln.strip()), "")
-        if not line:
-            return "(blank)"
-        return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+        """The take's text on one line, as a list shows it: every run of spaces and line
+        breaks made one space, shortened with "…" at a word boundary. Not just its first line,
+        which can be as little as "." (a take that ends a sentence, then starts a paragraph)."""
+        return one_line_preview(self.text, limit)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +80,23 @@ class Take:
             params=str(data["params"]), seed=None if seed is None else int(seed),
             created_at=float(data["created_at"]), model=str(data["model"]),
         )
+
+
+def one_line_preview(text: str, limit: int) -> str:
+    """`text` with its whitespace runs made single spaces, at most `limit` characters: a longer
+    text ends with "…" after its last whole word that fits, or inside a word when the whole
+    words would fill less than half the room (one very long word); "(blank)" when there is
+    nothing but whitespace."""
+    line = " ".join(text.split())
+    if not line:
+        return "(blank)"
+    if len(line) <= limit:
+        return line
+    room = line[:limit]  # the last character is for "…", unless it is the space after a word
+    cut = room.rfind(" ")
+    if cut < limit // 2:
+        return line[:limit - 1] + "…"
+    return line[:cut] + "…"
 
 
 def new_take(parent: str | None, prompt: str, tokens: Iterable[TakeToken], params: str,

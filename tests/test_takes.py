@@ -73,3 +73,21 @@ def test_a_damaged_file_is_one_line_that_names_it(tmp_path: Path, content: str) 
 
 def test_the_sidecar_sits_beside_the_document_hidden(tmp_path: Path) -> None:
     assert sidecar_path(tmp_path / "novel.txt") == tmp_path / ".novel.txt.takes.json"
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    (".\nThe rain had stopped.", ". The rain had stopped."),  # not just "."
+    ("\n\n   \nShe  waited\tby the\n\ndoor. ", "She waited by the door."),
+    (" \n \t", "(blank)"),
+])
+def test_a_take_is_named_by_its_text_on_one_line(text: str, label: str) -> None:
+    assert take(None, text).preview() == label
+
+
+def test_a_long_take_is_shortened_at_a_word_boundary() -> None:
+    text = ".\nThe rain had stopped, and the street below the window shone like a river at night"
+    label = take(None, text).preview(limit=40)
+    assert label == ". The rain had stopped, and the street…"
+    assert len(label) <= 40
+    one_long_word = take(None, "\n" + "x" * 100).preview(limit=40)
+    assert one_long_word == "x" * 39 + "…"

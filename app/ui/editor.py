@@ -100,6 +100,11 @@ class Editor(QPlainTextEdit):
         # The surprise lens's colours (surprise_lens.py): while there are any, they replace the
         # generated-text wash and the token colours.
         self._lens_marks: list[QTextEdit.ExtraSelection] = []
+        # The find bar's marks on its matches (find_bar.py): drawn over whichever of the above
+        # shows (`_shown_marks`, kept so that a new search need not make them again), so
+        # neither hides the other where no match is.
+        self._find_marks: list[QTextEdit.ExtraSelection] = []
+        self._shown_marks: list[QTextEdit.ExtraSelection] = []
         self.revision = 0  # edits so far; only ever grows (an undo is an edit too)
         self._ghost: GhostText | None = None
         self._ghost_edit = False  # an edit of our own that keeps the ghost text
@@ -291,12 +296,18 @@ class Editor(QPlainTextEdit):
         self._lens_marks = marks
         self.refresh_marks()
 
+    def set_find_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
+        """Mark the find bar's matches on top of the other marks; [] ends that."""
+        self._find_marks = marks
+        self.setExtraSelections(self._shown_marks + marks)
+
     def refresh_marks(self) -> None:
         """Paint the generated-text wash, or in the token view each token's probability (or
-        the surprise lens's marks while it shows)."""
+        the surprise lens's marks while it shows), then the find bar's matches."""
         self._repaint_marks.stop()
         if self._lens_marks:
-            self.setExtraSelections(self._lens_marks)
+            self._shown_marks = self._lens_marks
+            self.setExtraSelections(self._lens_marks + self._find_marks)
             return
         palette = self.palette()
         selections: list[QTextEdit.ExtraSelection] = []
@@ -316,7 +327,8 @@ class Editor(QPlainTextEdit):
                 run = [span.start, span.end]
             if run is not None:
                 selections.append(self._selection(run[0], run[1], wash))
-        self.setExtraSelections(selections)
+        self._shown_marks = selections
+        self.setExtraSelections(selections + self._find_marks)
 
     def _selection(self, start: int, end: int, colour: QColor) -> QTextEdit.ExtraSelection:
         selection = QTextEdit.ExtraSelection()

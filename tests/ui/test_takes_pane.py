@@ -13,7 +13,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
-from app.takes import prompt_hash
+from app.takes import TakeToken, TakeTree, new_take, prompt_hash, sidecar_path
 from app.ui.main_window import MainWindow
 from app.ui.settings import Settings
 from app.ui.take_keeper import takes_dir
@@ -347,3 +347,19 @@ def test_a_run_cut_short_by_opening_a_recent_file_leaves_no_stray_takes(
     assert window.editor.toPlainText() == "Another story" and len(window.takes.tree) == 0
     assert not list(takes_dir().glob("*.json"))  # the discarded text's takes went with it
     assert not (tmp_path / ".other.txt.takes.json").exists()
+
+
+def test_a_take_that_starts_a_new_paragraph_is_named_by_its_words(
+        qtbot: QtBot, window: MainWindow, answer: Answers, tmp_path: Path) -> None:
+    prompt = "It was late"
+    document = tmp_path / "story.txt"
+    tree = TakeTree()
+    for text in (".\nThe rain had stopped.", "\n\n  She  waited\tby the door."):
+        tree.add(new_take(None, prompt, [TakeToken(0, text, 0.5)], "greedy", 1, 1764660000.0,
+                          "gpt2"))
+    document.write_text(prompt + ".\nThe rain had stopped.", encoding="utf-8")
+    sidecar_path(document).write_text(json.dumps(tree.to_json()), encoding="utf-8")
+    answer.set(QFileDialog, "getOpenFileName", (str(document), ""))
+    window.open_action.trigger()
+    assert [label.removeprefix("● ") for _, label in rows(window)] == [
+        ". The rain had stopped.", "She waited by the door."]

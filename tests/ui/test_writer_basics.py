@@ -3,15 +3,20 @@ sampling panel, and a Generate that says what to do when there is no model."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextCursor
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QTextCursor, QTextDocument
 from pytestqt.qtbot import QtBot
 
 from app.engine.sampling_params import SAMPLER_HELP
+from app.ui.find_bar import MATCH_BACKGROUND, find_all
 from app.ui.main_window import MainWindow
 from app.ui.settings import DEFAULTS
+
+from .conftest import generate_and_wait, set_max_tokens
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
@@ -28,6 +33,181 @@ def select(window: MainWindow, start: int, end: int) -> None:
     cursor.setPosition(start)
     cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
     window.editor.setTextCursor(cursor)
+
+
+def find_marks(window: MainWindow) -> list[tuple[int, int]]:
+    """Where the editor shows the find bar's soft colour."""
+    return [(s.cursor.selectionStart(), s.cursor.selectionEnd())
+            for s in window.editor.extraSelections()
+            if s.format.background().color() == MATCH_BACKGROUND]
+
+
+def other_marks(window: MainWindow) -> list[tuple[int, int, str]]:
+    """Every other mark in the editor (token colours, the surprise lens), with its colour."""
+    return [(s.cursor.selectionStart(), s.cursor.selectionEnd(),
+             s.format.background().color().name(QColor.NameFormat.HexArgb))
+            for s in window.editor.extraSelections()
+            if s.format.background().color() != MATCH_BACKGROUND]
+
+
+def test_find_colours_every_match_as_typed_and_closing_takes_the_colour_away(
+        qtbot: QtBot, window: MainWindow) -> None:
+    window.editor.set_text(TEXT)
+    document = window.editor.document()
+    window.editor.setFocus()
+    bar = window.find_bar
+    qtbot.keyClick(window.editor, Qt.Key.Key_F, CTRL)
+    qtbot.keyClicks(bar.find_edit, "ca")
+    assert find_marks(window) == [(4, 6), (17, 19), (29, 31)]
+    qtbot.keyClicks(bar.find_edit, "t ")
+    assert find_marks(window) == [(4, 8), (17, 21)]
+    qtbot.keyClick(bar.find_edit, Qt.Key.Key_Backspace)
+    assert find_marks(window) == [(4, 7), (17, 20), (29, 32)]
+    assert selection(window) == (4, 7)  # the current match: selected, drawn over its colour
+    qtbot.keyClick(bar.find_edit, Qt.Key.Key_Return)
+    assert selection(window) == (17, 20)
+    assert find_marks(window) == [(4, 7), (17, 20), (29, 32)]  # the others keep theirs
+    bar.words_box.setChecked(True)
+    assert find_marks(window) == [(4, 7), (17, 20)]
+    bar.case_box.setChecked(True)
+    bar.find_edit.setText("The")
+    assert find_marks(window) == [(0, 3)]
+    bar.find_edit.setText("dog")
+    assert find_marks(window) == [] and bar.count_label.text() == "No matches"
+    bar.find_edit.setText("cat")
+    # Colouring is not editing: nothing to undo, nothing to save.
+    assert not document.isUndoAvailable() and not document.isModified()
+    bar.find_edit.setFocus()
+    qtbot.keyClick(bar.find_edit, Qt.Key.Key_Escape)
+    assert find_marks(window) == [] and window.editor.extraSelections() == []
+    assert window.editor.toPlainText() == TEXT
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_current_match_is_drawn_stronger_than_the_others(
+        qtbot: QtBot, window: MainWindow, theme: str) -> None:
+    window.set_theme(theme, save=False)
+    window.editor.set_text(TEXT)
+    window.find_action.trigger()
+    qtbot.keyClicks(window.find_bar.find_edit, "cat")
+    editor = window.editor
+
+    def colour_over(position: int) -> QColor:
+        """The colour just inside the top of the line, 2 pixels into the character."""
+        cursor = QTextCursor(editor.document())
+        cursor.setPosition(position)
+        rect = editor.cursorRect(cursor)
+        return editor.viewport().grab().toImage().pixelColor(QPoint(rect.x() + 2, rect.top() + 1))
+
+    def distance(a: QColor, b: QColor) -> float:
+        return math.dist((a.red(), a.green(), a.blue()), (b.red(), b.green(), b.blue()))
+
+    base = editor.palette().color(editor.viewport().backgroundRole())
+    current, other, plain = colour_over(4), colour_over(17), colour_over(13)
+    assert plain == base
+    assert other != base and current not in (base, other)
+    # The selection colour, over the soft one: further from the paper than the others.
+    assert distance(current, base) > distance(other, base) + 40, (current, other, base)
+
+
+def test_find_colours_what_is_in_view_of_a_long_document_as_it_scrolls(
+        qtbot: QtBot, window: MainWindow) -> None:
+    editor = window.editor
+    editor.set_text("".join(f"Paragraph {n}: the cat sat on the mat.\n" for n in range(400)))
+    window.find_action.trigger()
+    qtbot.keyClicks(window.find_bar.find_edit, "cat")
+    assert window.find_bar.count_label.text() == "400 matches"
+    matches = find_all(editor.document().toRawText(), "cat")
+
+    def in_view() -> list[tuple[int, int]]:
+        """The matches a person can see in the editor now."""
+        seen = []
+        for start, end in matches:
+            cursor = QTextCursor(editor.document())
+            cursor.setPosition(start)
+            if editor.viewport().rect().contains(editor.cursorRect(cursor).center()):
+                seen.append((start, end))
+        return seen
+
+    for value in (0, editor.verticalScrollBar().maximum() // 2,
+                  editor.verticalScrollBar().maximum()):
+        editor.verticalScrollBar().setValue(value)
+        seen = in_view()
+        assert seen and set(seen) <= set(find_marks(window)), value
+    window.resize(window.width(), window.height() + 200)  # a taller window shows more
+    qtbot.waitUntil(lambda: len(in_view()) > len(seen), timeout=2000)
+    assert set(in_view()) <= set(find_marks(window))
+
+
+def test_find_colours_follow_the_text_as_it_changes(qtbot: QtBot, window: MainWindow) -> None:
+    window.editor.set_text(TEXT)
+    window.find_action.trigger()
+    bar = window.find_bar
+    qtbot.keyClicks(bar.find_edit, "cat")
+    window.editor.setFocus()
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(window.editor, " A cat.")
+    qtbot.waitUntil(lambda: find_marks(window) == [(4, 7), (17, 20), (29, 32), (41, 44)],
+                    timeout=2000)
+    assert bar.count_label.text() == "4 matches"
+    select(window, 4, 5)
+    qtbot.keyClicks(window.editor, "b")  # "bat": no longer a match
+    qtbot.waitUntil(lambda: find_marks(window) == [(17, 20), (29, 32), (41, 44)], timeout=2000)
+    assert bar.count_label.text() == "3 matches"
+
+
+def test_find_colours_lie_over_token_colours_without_wiping_them(
+        qtbot: QtBot, window: MainWindow) -> None:
+    set_max_tokens(window, 6)
+    qtbot.keyClicks(window.editor, "Hello")
+    generate_and_wait(qtbot, window)
+    qtbot.keyClick(window.editor, Qt.Key.Key_T, CTRL)
+    tokens = other_marks(window)
+    assert len(tokens) == 6
+    written = window.editor.toPlainText()[5:]
+    window.find_action.trigger()
+    qtbot.keyClicks(window.find_bar.find_edit, written[:3])  # over the first three tokens
+    assert (5, 8) in find_marks(window)
+    assert other_marks(window) == tokens  # every token keeps its colour
+    window.find_bar.close_bar()
+    assert other_marks(window) == tokens and find_marks(window) == []
+
+
+def test_find_colours_and_the_surprise_lens_show_together(qtbot: QtBot,
+                                                          window: MainWindow) -> None:
+    window.editor.set_text(TEXT)
+    window.find_action.trigger()
+    qtbot.keyClicks(window.find_bar.find_edit, "cat")
+    window.lens.action.trigger()  # the lens comes on with the bar open
+    qtbot.waitUntil(lambda: len(other_marks(window)) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: find_marks(window) == [(4, 7), (17, 20), (29, 32)], timeout=2000)
+    lens = other_marks(window)
+    window.find_bar.close_bar()
+    assert other_marks(window) == lens and find_marks(window) == []
+    window.find_action.trigger()  # and the bar opens with the lens on
+    assert find_marks(window) == [(4, 7), (17, 20), (29, 32)]
+    assert other_marks(window) == lens
+
+
+def test_find_all_agrees_with_qt_find() -> None:
+    """The count and the colours come from find_all, Next from QTextDocument.find."""
+    text = ("The cat, cat_x catty 2cat cat2 CAT Ünïcode ünïcode 🙂 cat 🙂🙂cat\n"
+            "ſtraße STRASSE cat\u2028cat é é")
+    document = QTextDocument()
+    document.setPlainText(text)
+    flag = QTextDocument.FindFlag
+    for query in ("cat", "Cat", "ünï", "🙂cat", "straße", " ", "é", "t, c"):
+        for flags in (flag(0), flag.FindCaseSensitively, flag.FindWholeWords,
+                      flag.FindCaseSensitively | flag.FindWholeWords):
+            expected = []
+            found = document.find(query, 0, flags)
+            while not found.isNull():
+                expected.append((found.selectionStart(), found.selectionEnd()))
+                found = document.find(query, found, flags)
+            assert find_all(document.toRawText(), query,
+                            case_sensitive=bool(flags & flag.FindCaseSensitively),
+                            whole_words=bool(flags & flag.FindWholeWords)) == expected, \
+                (query, flags)
 
 
 def test_ctrl_f_finds_next_and_previous_and_esc_closes(qtbot: QtBot,
