@@ -19,6 +19,7 @@ import importlib
 SUBCOMMANDS = {
     "autocomplete": ("app.bench.autocomplete", "autocomplete_bench_main"),
     "gui": ("app.bench.gui", "gui_bench_main"),
+    "lens": ("app.bench.lens", "lens_bench_main"),
     "lookup": ("app.bench.lookup", "lookup_bench_main"),
     "quality": ("app.bench.quality", "quality_bench_main"),
     "serve": ("app.bench.serve", "serve_bench_main"),

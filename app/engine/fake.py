@@ -123,8 +123,7 @@ class FakeEngine:
         scores = self._scored[:known]
         self.rescored_from = known
         offset = scores[-1].end if scores else 0
-        alternatives = tuple(Alternative(ord(c), c, 1.0 / ((r + 1) * (r + 2)))
-                             for r, c in enumerate("eta"))
+        alternatives = tuple((ord(c), c, 1.0 / ((r + 1) * (r + 2))) for r, c in enumerate("eta"))
         for i in range(known, len(ids)):
             if cancel is not None and cancel.is_set():
                 break

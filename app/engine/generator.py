@@ -537,11 +537,11 @@ class Generator(Generic[CacheT]):
             p, ranks, top_ids, top_p = rank_tokens(logits, targets)
             for row, token in enumerate(targets):
                 i = first + row
-                alternatives = tuple(
-                    Alternative(int(t), self.tokenizer.token_text(int(t)), float(q))
-                    for t, q in zip(top_ids[row], top_p[row], strict=True))
+                top = tuple((t, self.tokenizer.token_text(t), q)
+                            for t, q in zip(top_ids[row].tolist(), top_p[row].tolist(),
+                                            strict=True))
                 scores.append(TokenScore(token, pieces[i], offsets[i], offsets[i + 1],
-                                         float(p[row]), int(ranks[row]), alternatives))
+                                         float(p[row]), int(ranks[row]), top))
             if progress is not None:
                 progress(len(scores), len(ids))
 

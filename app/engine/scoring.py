@@ -33,7 +33,15 @@ class TokenScore:
     end: int
     p: float  # the model's probability of this token (softmax of raw logits, in fp32)
     rank: int  # 1 + how many tokens had a strictly higher logit: 1 is the model's first choice
-    alternatives: tuple[Alternative, ...] = ()  # the most likely tokens here, best first
+    # The most likely tokens here, best first, as (token id, text, p). Plain tuples rather than
+    # Alternatives: a long text has hundreds of thousands of them, and the garbage collector
+    # stops walking tuples of numbers and strings, whereas a full pass over as many objects
+    # held the GIL 40-116 ms and stalled the window (28,000 tokens scored, 2026-12-02).
+    top: tuple[tuple[int, str, float], ...] = ()
+
+    @property
+    def alternatives(self) -> tuple[Alternative, ...]:
+        return tuple(Alternative(token_id, text, p) for token_id, text, p in self.top)
 
     @property
     def bucket(self) -> int:

@@ -8,11 +8,19 @@ scores of the unchanged prefix, so only what changed is run again, and the worke
 job for any other request (a suggestion, a generation), resuming it afterwards. Nothing touches
 the document: the marks are the editor's ExtraSelections (no undo step, no modified flag), and
 they move with edits until the new scores arrive.
+
+A long document must not stall the window (20,000 words are ~28,000 tokens): what takes time
+per token (placing the scores in the document, the perplexity, the repeats) runs on a thread of
+its own that touches no widget, and only the part of the document on screen, with a screenful
+either side, is marked; scrolling past that marks the new part.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +36,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTextEdit, QToolButton, QToolTip, QWidget
 
-from app.engine.scoring import TokenScore, is_word, perplexity, rank_bucket, repeated_runs
+from app.engine.scoring import RANK_BUCKETS, TokenScore, is_word, perplexity, repeated_runs
 from app.ui.editor import Editor
 from app.ui.generation import GenerationController
 from app.ui.theme import is_dark, probability_colour
 from app.ui.token_text import percent, visible_token
 from app.ui.worker import EngineWorker
+
+log = logging.getLogger(__name__)
 
 LENS_DELAY_MS = 600  # after the last edit, before the text is scored again
 LENS_SHORTCUT = "Ctrl+Shift+L"
@@ -41,6 +51,10 @@ LENS_SHORTCUT = "Ctrl+Shift+L"
 # end of what shows, then the rest (the engine carries on from the first pass, so it costs
 # nothing extra), so that the colours someone is looking at come first.
 VISIBLE_FIRST_MARGIN = 2000
+# Marks reach half a screenful, and at least this many characters, past either edge of the
+# view, so that scrolling a little shows coloured text at once; scrolling further marks the part
+# then on show.
+MARK_MARGIN_CHARS = 1000
 # GLTR's colours, as hues: top 10 green, top 100 yellow, top 1000 red, beyond purple.
 RANK_HUES = (110, 50, 5, 285)
 RANK_LABELS = ("top 10", "top 100", "top 1000", "beyond")
@@ -74,16 +88,112 @@ class PlacedScore:
     score: TokenScore
 
 
-def document_positions(text: str) -> list[int]:
+def document_positions(text: str) -> np.ndarray:
     """For each Python index into `text` (and its end), the QTextDocument position: they
     differ after a character outside the BMP, which is two UTF-16 units."""
-    positions = [0] * (len(text) + 1)
-    at = 0
-    for i, char in enumerate(text):
-        positions[i] = at
-        at += 2 if ord(char) > 0xFFFF else 1
-    positions[len(text)] = at
+    wide = np.frombuffer(text.encode("utf-32-le"), np.uint32) > 0xFFFF
+    positions = np.zeros(len(text) + 1, np.int64)
+    np.cumsum(1 + wide, out=positions[1:])
     return positions
+
+
+@dataclass(frozen=True)
+class PlacedTokens:
+    """Scored tokens and where they sit in the document, as arrays (one entry per token), so
+    that following a keystroke or marking the part on screen costs microseconds however long
+    the document is."""
+
+    scores: list[TokenScore]
+    starts: np.ndarray  # int64 document positions
+    ends: np.ndarray
+    ranks: np.ndarray  # int64
+    probabilities: np.ndarray  # float64
+    leads: np.ndarray  # int64: white space before the token's first visible character
+    blanks: np.ndarray  # bool: the token is all white space
+
+    @staticmethod
+    def empty() -> PlacedTokens:
+        return PlacedTokens.of([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    @staticmethod
+    def of(scores: list[TokenScore], starts: np.ndarray, ends: np.ndarray) -> PlacedTokens:
+        n = len(scores)
+        leads = np.fromiter((len(s.text) - len(s.text.lstrip()) for s in scores), np.int64, n)
+        return PlacedTokens(scores, starts, ends,
+                            np.fromiter((s.rank for s in scores), np.int64, n),
+                            np.fromiter((s.p for s in scores), np.float64, n),
+                            leads, np.fromiter((not s.text.strip() for s in scores), bool, n))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def take(self, indices: np.ndarray) -> PlacedTokens:
+        return PlacedTokens([self.scores[i] for i in indices], self.starts[indices],
+                            self.ends[indices], self.ranks[indices], self.probabilities[indices],
+                            self.leads[indices], self.blanks[indices])
+
+    def moved(self, starts: np.ndarray, ends: np.ndarray) -> PlacedTokens:
+        return PlacedTokens(self.scores, starts, ends, self.ranks, self.probabilities,
+                            self.leads, self.blanks)
+
+    def joined(self, other: PlacedTokens) -> PlacedTokens:
+        return PlacedTokens(self.scores + other.scores,
+                            *(np.concatenate([a, b]) for a, b in (
+                                (self.starts, other.starts), (self.ends, other.ends),
+                                (self.ranks, other.ranks),
+                                (self.probabilities, other.probabilities),
+                                (self.leads, other.leads), (self.blanks, other.blanks))))
+
+    def colour_keys(self, by_probability: bool) -> np.ndarray:
+        """Per token, which colour it takes: its GLTR bucket (0-3), or its probability rounded
+        to a step of sqrt(p) (0-PROBABILITY_STEPS)."""
+        if by_probability:
+            return np.round(np.sqrt(self.probabilities) * PROBABILITY_STEPS).astype(np.int64)
+        return np.searchsorted(np.array(RANK_BUCKETS), self.ranks, side="left")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the GUI thread takes over from a scoring run in one step."""
+
+    tokens: PlacedTokens
+    perplexity: float | None
+    repeats: list[tuple[int, int]]  # document positions [start, end)
+
+
+def place_scores(text: str, scores: list[TokenScore], shown: PlacedTokens,
+                 prefix_end: int) -> Placement:
+    """The scores of `text` placed in the document, with the document's perplexity and its
+    repeated passages. A first pass (prefix_end >= 0: it scored text[:prefix_end]) keeps the
+    tokens of `shown` past it on show until the second pass. Pure, and per token: run on the
+    placing thread."""
+    positions = document_positions(text)
+    offsets = np.fromiter((i for s in scores for i in (s.start, s.end)), np.int64, 2 * len(scores))
+    tokens = PlacedTokens.of(scores, positions[offsets[0::2]], positions[offsets[1::2]])
+    if prefix_end >= 0:
+        tokens = tokens.joined(shown.take(np.flatnonzero(shown.starts >= positions[prefix_end])))
+    runs = repeated_runs([s.token_id for s in tokens.scores],
+                         [is_word(s.text) for s in tokens.scores])
+    # Underline from the first visible character: not the space before a word.
+    repeats = [(int(tokens.starts[first] + tokens.leads[first]), int(tokens.ends[last - 1]))
+               for first, last in runs]
+    return Placement(tokens, perplexity(tokens.scores), repeats)
+
+
+def _placing_pool() -> ThreadPoolExecutor:
+    """One thread for every window's lens: placements run one after another. Started when a
+    lens is first turned on (starting a thread waits for it to run: that wait is better spent
+    before the scores come)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lens-placing")
+            _POOL.submit(lambda: None)
+        return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 class LensLegend(QWidget):
@@ -158,6 +268,7 @@ class LensLegend(QWidget):
 
 class SurpriseLens(QObject):
     message = Signal(str)  # a one-line problem for the status bar
+    _placed = Signal(int, object)  # from the placing thread: placement number, Placement
 
     def __init__(self, worker: EngineWorker, editor: Editor, generation: GenerationController,
                  parent: QWidget) -> None:
@@ -181,13 +292,13 @@ class SurpriseLens(QObject):
         self._request_id = 0
         self._request_revision = -1
         self._prefix_end = -1  # where the running pass's text ends, -1 when it is the whole
-        # The scores and where their tokens sit in the document (positions moved by edits);
-        # arrays, so that following a keystroke costs microseconds on a long document.
-        self._scores: list[TokenScore] = []
-        self._starts = np.zeros(0, np.int64)
-        self._ends = np.zeros(0, np.int64)
+        self._waiting = False  # scores asked for and not yet on show
+        self._placing = 0  # the placement last handed to the placing thread; the one wanted
+        self._placing_request = 0  # the request it places when that is the last pass, else 0
+        self._tokens = PlacedTokens.empty()  # moved by edits until new scores come
         self._perplexity: float | None = None  # the whole document's, as last scored
         self._repeats: list[tuple[int, int]] = []  # document positions [start, end)
+        self._marked = (0, 0)  # the document positions the marks cover
         self._timer = QTimer(self, singleShot=True, interval=LENS_DELAY_MS)
         self._timer.timeout.connect(self.request)
 
@@ -195,8 +306,10 @@ class SurpriseLens(QObject):
         worker.scores_ready.connect(self._on_scores)
         worker.scoring_failed.connect(self._on_failed)
         worker.engine_loaded.connect(lambda _: self.request())  # another model: other scores
+        self._placed.connect(self._on_placed)
         editor.document().contentsChange.connect(self._on_contents_change)
         editor.cursorPositionChanged.connect(self._show_perplexity)
+        editor.verticalScrollBar().valueChanged.connect(self._follow_view)
         generation.running_changed.connect(self._on_generation_running)
         editor.viewport().installEventFilter(self)
         editor.installEventFilter(self)
@@ -206,6 +319,10 @@ class SurpriseLens(QObject):
     def enabled(self) -> bool:
         return self._on
 
+    def busy(self) -> bool:
+        """Scores are asked for, or being placed, and not yet on show."""
+        return self._on and self._waiting
+
     def set_enabled(self, on: bool) -> None:
         if on == self._on:
             return
@@ -214,12 +331,15 @@ class SurpriseLens(QObject):
             self.action.setChecked(on)
         self.legend.setVisible(on)
         if on:
+            _placing_pool()
             self.request()
             return
         self._timer.stop()
         self._worker.stop_scoring()
         self._request_id = 0
-        self._set_scores([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self._placing += 1  # a placement still running is dropped when it comes
+        self._waiting = False
+        self._tokens = PlacedTokens.empty()
         self._repeats, self._perplexity = [], None
         self.legend.progress_label.clear()
         self.legend.perplexity_label.clear()
@@ -236,6 +356,7 @@ class SurpriseLens(QObject):
         text = self._editor.toPlainText()
         visible_end = len(self._editor.text_before(self._end_of_view()))
         self._prefix_end = visible_end if visible_end + VISIBLE_FIRST_MARGIN < len(text) else -1
+        self._waiting = True
         self._request_id = self._worker.score(text[:visible_end] if self._prefix_end >= 0
                                               else text)
 
@@ -246,6 +367,11 @@ class SurpriseLens(QObject):
         block = self._editor.cursorForPosition(corner).block()
         return block.position() + block.length() - 1
 
+    def _view(self) -> tuple[int, int]:
+        """The document positions [start, end) of the paragraphs on screen."""
+        first = self._editor.cursorForPosition(QPoint(0, 0)).block().position()
+        return first, self._end_of_view()
+
     def _on_generation_running(self, running: bool) -> None:
         if self._on and not running:
             self._timer.start()
@@ -255,18 +381,17 @@ class SurpriseLens(QObject):
             return
         # Until the new scores come, the tokens the edit did not touch keep theirs (the
         # ExtraSelections' cursors move by themselves; the positions here are moved by hand).
-        shift = added - removed
-        after = self._starts >= pos + removed
-        keep = (self._ends <= pos) | after
-        starts = np.where(after, self._starts + shift, self._starts)
-        ends = np.where(after, self._ends + shift, self._ends)
-        if keep.all():
-            self._starts, self._ends = starts, ends
-        else:
-            kept = np.flatnonzero(keep)
-            self._set_scores([self._scores[i] for i in kept], starts[kept], ends[kept])
+        tokens, shift = self._tokens, added - removed
+        after = tokens.starts >= pos + removed
+        keep = (tokens.ends <= pos) | after
+        moved = tokens.moved(np.where(after, tokens.starts + shift, tokens.starts),
+                             np.where(after, tokens.ends + shift, tokens.ends))
+        self._tokens = moved if keep.all() else moved.take(np.flatnonzero(keep))
         self._repeats = [(a + shift, b + shift) if a >= pos + removed else (a, b)
                          for a, b in self._repeats if b <= pos or a >= pos + removed]
+        first, last = self._marked
+        self._marked = (first + shift if first >= pos + removed else first,
+                        max(first, last + shift) if last >= pos else last)
         self._timer.start()
 
     # --- results ------------------------------------------------------------------------------
@@ -277,6 +402,7 @@ class SurpriseLens(QObject):
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request_id:
+            self._waiting = False
             self.legend.progress_label.clear()
             self.message.emit(message)
 
@@ -288,99 +414,131 @@ class SurpriseLens(QObject):
             self._timer.start()  # edited meanwhile: these offsets are stale; score again
             return
         text = self._editor.toPlainText()
-        positions = document_positions(text)
-        starts = np.array([positions[s.start] for s in scores], np.int64)
-        ends = np.array([positions[s.end] for s in scores], np.int64)
-        if self._prefix_end >= 0:
-            # The first pass: the earlier scores past it stay on show until the second.
-            rest = np.flatnonzero(self._starts >= positions[self._prefix_end])
-            scores = scores + [self._scores[i] for i in rest]
-            starts = np.concatenate([starts, self._starts[rest]])
-            ends = np.concatenate([ends, self._ends[rest]])
-            self._prefix_end = -1
+        prefix_end, self._prefix_end = self._prefix_end, -1
+        self._placing += 1
+        self._placing_request = request_id if prefix_end < 0 else 0
+        _placing_pool().submit(self._place, self._placing, text, scores, self._tokens,
+                               prefix_end)
+        if prefix_end >= 0:
+            # The first pass: the rest is scored while it is placed (the earlier scores past
+            # it stay on show until then).
             self._request_id = self._worker.score(text)
-        self._set_scores(scores, starts, ends)
-        self._perplexity = perplexity(scores)
-        ids = [s.token_id for s in scores]
-        runs = repeated_runs(ids, [is_word(s.text) for s in scores])
-        self._repeats = []
-        for first, last in runs:
-            # Underline from the first visible character: not the space before a word.
-            text = scores[first].text
-            lead = len(text) - len(text.lstrip())
-            self._repeats.append((int(self._starts[first]) + lead, int(self._ends[last - 1])))
+
+    def _place(self, placing: int, text: str, scores: list[TokenScore], shown: PlacedTokens,
+               prefix_end: int) -> None:
+        """On the placing thread: place the scores and hand them to the GUI thread."""
+        placement: Placement | None = None
+        try:
+            placement = place_scores(text, scores, shown, prefix_end)
+        except Exception:
+            log.exception("placing the lens's scores failed")
+        with contextlib.suppress(RuntimeError):  # the window closed meanwhile
+            self._placed.emit(placing, placement)
+
+    def _on_placed(self, placing: int, placement: Placement | None) -> None:
+        if placing != self._placing or not self._on:
+            return  # turned off, or newer scores came meanwhile
+        if placement is None:
+            self._waiting = False
+            self.message.emit("The surprise lens could not colour this text (see the log); "
+                              "turn it off and on to try again.")
+            return
+        if self._editor.revision != self._request_revision:
+            self._timer.start()  # edited while it was placed: the positions are stale
+            return
+        if self._placing_request == self._request_id:
+            self._waiting = False  # the last pass: no other is running
+        self._tokens, self._perplexity = placement.tokens, placement.perplexity
+        self._repeats = placement.repeats
         self._paint()
         self._show_perplexity()
 
-    def _set_scores(self, scores: list[TokenScore], starts: np.ndarray,
-                    ends: np.ndarray) -> None:
-        self._scores, self._starts, self._ends = scores, starts, ends
-
     def scores(self) -> list[PlacedScore]:
+        tokens = self._tokens
         return [PlacedScore(int(a), int(b), s)
-                for a, b, s in zip(self._starts, self._ends, self._scores, strict=True)]
+                for a, b, s in zip(tokens.starts, tokens.ends, tokens.scores, strict=True)]
 
     def repeats(self) -> list[tuple[int, int]]:
         return list(self._repeats)
 
     # --- painting -----------------------------------------------------------------------------
 
-    def _colour(self, score: TokenScore, palette: QPalette) -> QColor:
+    def _colour(self, key: int, palette: QPalette) -> QColor:
+        """The colour of a colour key (PlacedTokens.colour_keys)."""
         if self.legend.by_probability():
-            step = round(math.sqrt(score.p) * PROBABILITY_STEPS) / PROBABILITY_STEPS
+            step = key / PROBABILITY_STEPS
             return probability_colour(step * step, palette)
-        return rank_colour(rank_bucket(score.rank), palette)
+        return rank_colour(key, palette)
+
+    def _follow_view(self) -> None:
+        """Mark the part on screen once a scroll or a resize has brought unmarked text in."""
+        if not self._on or not len(self._tokens):
+            return
+        first, last = self._view()
+        if first < self._marked[0] or last > self._marked[1]:
+            self._paint()
 
     def _paint(self) -> None:
+        """Mark the tokens on screen, and a margin either side: a wash per run of neighbouring
+        tokens of one colour, an underline per repeated passage."""
         if not self._on:
             return
+        first, last = self._view()
+        margin = max(MARK_MARGIN_CHARS, (last - first) // 2)
+        self._marked = (max(0, first - margin), last + margin)
+        tokens = self._tokens
+        lo = int(np.searchsorted(tokens.ends, self._marked[0], side="right"))
+        hi = int(np.searchsorted(tokens.starts, self._marked[1], side="left"))
+        keys = tokens.colour_keys(self.legend.by_probability())[lo:hi]
+        blanks, starts, ends = tokens.blanks[lo:hi], tokens.starts[lo:hi], tokens.ends[lo:hi]
+        # A token joins the run of the one before when both show and touch in one colour; a
+        # run starts at its first visible character: GPT-2 words carry the space before them,
+        # and a wash over that space would glue each word to the one before it.
+        joins = ~blanks[1:] & ~blanks[:-1] & (keys[1:] == keys[:-1]) & (ends[:-1] == starts[1:])
+        heads = np.flatnonzero(~blanks & ~np.concatenate([[False], joins]))
+        tails = np.flatnonzero(~blanks & ~np.concatenate([joins, [False]]))
         palette = self._editor.palette()
-        marks: list[QTextEdit.ExtraSelection] = []
-        run: list[int] | None = None  # [start, end] of tokens of one colour
-        run_colour: QColor | None = None
-        for placed in self.scores():
-            colour = self._colour(placed.score, palette)
-            blank = not placed.score.text.strip()
-            if run is not None and not blank and colour == run_colour and run[1] == placed.start:
-                run[1] = placed.end
-                continue
-            if run is not None and run_colour is not None:
-                marks.append(self._mark(run[0], run[1], background=run_colour))
-            # A run starts at its first visible character: GPT-2 words carry the space before
-            # them, and a wash over that space would glue each word to the one before it.
-            lead = len(placed.score.text) - len(placed.score.text.lstrip())
-            run, run_colour = (None, None) if blank else ([placed.start + lead, placed.end],
-                                                          colour)
-        if run is not None and run_colour is not None:
-            marks.append(self._mark(run[0], run[1], background=run_colour))
-        for start, end in self._repeats:
-            marks.append(self._mark(start, end, underline=palette.color(QPalette.ColorRole.Text)))
+        formats: dict[int, QTextCharFormat] = {}
+        runs: list[tuple[int, int, QTextCharFormat]] = []
+        for head, tail in zip(heads.tolist(), tails.tolist(), strict=True):
+            key = int(keys[head])
+            if key not in formats:
+                formats[key] = QTextCharFormat()
+                formats[key].setBackground(self._colour(key, palette))
+            runs.append((int(starts[head] + tokens.leads[lo + head]), int(ends[tail]),
+                         formats[key]))
+        underline = QTextCharFormat()
+        underline.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+        underline.setUnderlineColor(palette.color(QPalette.ColorRole.Text))
+        runs.extend((start, end, underline) for start, end in self._repeats
+                    if end > self._marked[0] and start < self._marked[1])
+        marks = self._marks(runs)
         self._editor.set_lens_marks(marks)
 
-    def _mark(self, start: int, end: int, background: QColor | None = None,
-              underline: QColor | None = None) -> QTextEdit.ExtraSelection:
-        selection = QTextEdit.ExtraSelection()
-        cursor = QTextCursor(self._editor.document())
-        limit = self._editor.document().characterCount() - 1
-        cursor.setPosition(min(start, limit))
-        cursor.setPosition(min(end, limit), QTextCursor.MoveMode.KeepAnchor)
-        selection.cursor = cursor
-        fmt = QTextCharFormat()
-        if background is not None:
-            fmt.setBackground(background)
-        if underline is not None:
-            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
-            fmt.setUnderlineColor(underline)
-        selection.format = fmt
-        return selection
+    def _marks(self, runs: list[tuple[int, int, QTextCharFormat]]
+               ) -> list[QTextEdit.ExtraSelection]:
+        """An ExtraSelection per [start, end) in its format."""
+        document = self._editor.document()
+        limit = document.characterCount() - 1
+        marks: list[QTextEdit.ExtraSelection] = []
+        for start, end, fmt in runs:
+            selection = QTextEdit.ExtraSelection()
+            cursor = QTextCursor(document)
+            cursor.setPosition(min(start, limit))
+            cursor.setPosition(min(end, limit), QTextCursor.MoveMode.KeepAnchor)
+            selection.cursor = cursor
+            selection.format = fmt
+            marks.append(selection)
+        return marks
 
     # --- reading it ---------------------------------------------------------------------------
 
     def score_at(self, position: int) -> PlacedScore | None:
         """The scored token covering document position `position`, if any."""
-        i = int(np.searchsorted(self._starts, position, side="right")) - 1
-        if i >= 0 and self._starts[i] <= position < self._ends[i]:
-            return PlacedScore(int(self._starts[i]), int(self._ends[i]), self._scores[i])
+        tokens = self._tokens
+        i = int(np.searchsorted(tokens.starts, position, side="right")) - 1
+        if i >= 0 and tokens.starts[i] <= position < tokens.ends[i]:
+            return PlacedScore(int(tokens.starts[i]), int(tokens.ends[i]), tokens.scores[i])
         return None
 
     def tooltip_at(self, position: int) -> str:
@@ -402,13 +560,14 @@ class SurpriseLens(QObject):
         """The document's perplexity and the paragraph at the cursor's."""
         block = self._editor.textCursor().block()
         start, end = block.position(), block.position() + block.length() - 1
-        first = int(np.searchsorted(self._starts, start))
-        last = int(np.searchsorted(self._starts, end))
-        paragraph = [s for s in self._scores[first:last] if s.text.strip()]
+        tokens = self._tokens
+        first = int(np.searchsorted(tokens.starts, start))
+        last = int(np.searchsorted(tokens.starts, end))
+        paragraph = [s for s in tokens.scores[first:last] if s.text.strip()]
         return self._perplexity, perplexity(paragraph)
 
     def _show_perplexity(self) -> None:
-        if not self._on or not self._scores:
+        if not self._on or not len(self._tokens):
             return
         whole, paragraph = self.perplexities()
         text = f"Perplexity {_figure(whole)}" if whole is not None else ""
@@ -421,6 +580,8 @@ class SurpriseLens(QObject):
             return False
         if watched is self._editor and event.type() == QEvent.Type.PaletteChange:
             self._paint()
+        elif watched is self._editor.viewport() and event.type() == QEvent.Type.Resize:
+            self._follow_view()
         elif (watched is self._editor.viewport() and event.type() == QEvent.Type.ToolTip
               and isinstance(event, QHelpEvent)):
             text = self.tooltip_at(self._position_at(event.pos()))

@@ -16,9 +16,10 @@ from pytestqt.qtbot import QtBot
 
 from app.engine.fake import FakeEngine
 from app.engine.sampling_params import SamplingParams
+from app.engine.scoring import perplexity, rank_bucket
 from app.ui.engines import NoModelError
 from app.ui.main_window import MainWindow
-from app.ui.surprise_lens import rank_colour
+from app.ui.surprise_lens import _figure, rank_colour
 from app.ui.worker import EngineWorker
 
 from .conftest import generate_and_wait, set_max_tokens
@@ -163,6 +164,109 @@ def test_a_long_text_is_coloured_where_it_shows_first(
     assert window.lens.score_at(0) is not None
     qtbot.waitUntil(lambda: len(window.lens.scores()) == len(text), timeout=10000)
     assert engine.rescored_from == shown  # the second pass carried on from the first
+
+
+def fake_colour(char: str, window: MainWindow) -> QColor:
+    """The colour the lens gives `char` with the fake engine (one token per character)."""
+    rank = FakeEngine.score(FakeEngine(), char)[0].rank
+    return rank_colour(rank_bucket(rank), window.editor.palette())
+
+
+def miscoloured(window: MainWindow) -> list[tuple[int, str]]:
+    """Characters under a wash of another colour than their own, or white space washed."""
+    text = window.editor.toPlainText()
+    return [(at, text[at]) for (start, end), colour in backgrounds(window).items()
+            for at in range(start, end)
+            if text[at].isspace() or colour != fake_colour(text[at], window)]
+
+
+def view(window: MainWindow) -> tuple[int, int]:
+    viewport = window.editor.viewport()
+    corner = QPoint(viewport.width() - 1, viewport.height() - 1)
+    return (window.editor.cursorForPosition(QPoint(0, 0)).position(),
+            window.editor.cursorForPosition(corner).position())
+
+
+def unmarked_on_screen(window: MainWindow) -> list[int]:
+    """Visible characters on screen that no wash covers."""
+    text = window.editor.toPlainText()
+    first, last = view(window)
+    covered = set()
+    for start, end in backgrounds(window):
+        covered.update(range(start, end))
+    return [at for at in range(first, last) if not text[at].isspace() and at not in covered]
+
+
+def settled(window: MainWindow, text: str) -> bool:
+    return not window.lens.busy() and len(window.lens.scores()) == len(text)
+
+
+LONG_TEXT = "abc DEF, ghi jkl.\n" * 2000  # 36,000 characters: tens of screens
+
+
+def test_a_long_document_is_coloured_wherever_one_scrolls(
+        qtbot: QtBot, window: MainWindow) -> None:
+    window.editor.set_text(LONG_TEXT)
+    window.editor.moveCursor(QTextCursor.MoveOperation.Start)
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: settled(window, LONG_TEXT), timeout=20000)
+    bar = window.editor.verticalScrollBar()
+    for value in (0, bar.maximum() // 3, bar.maximum() // 2, bar.maximum()):
+        bar.setValue(value)
+        assert unmarked_on_screen(window) == []
+        assert miscoloured(window) == []
+    assert window.lens.tooltip_at(LONG_TEXT.rindex("D")).startswith("“D”: the model's 50th choice")
+    # The perplexity is the whole document's, not that of the part marked.
+    whole = perplexity([placed.score for placed in window.lens.scores()])
+    assert whole is not None
+    assert window.lens.legend.perplexity_label.text().startswith(f"Perplexity {_figure(whole)}")
+
+
+def test_an_edit_while_the_scores_are_placed_does_not_colour_the_wrong_text(
+        qtbot: QtBot, window: MainWindow) -> None:
+    text = "abc DEF, ghi jkl.\n" * 20
+    window.editor.set_text(text)
+    edits: list[int] = []
+
+    def type_at_the_start() -> None:  # runs just after the lens took the scores in
+        if not edits:
+            edits.append(window.editor.revision)
+            cursor = QTextCursor(window.editor.document())
+            cursor.insertText("XY ")
+
+    window.worker.scores_ready.connect(type_at_the_start)
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: bool(edits), timeout=5000)
+    qtbot.wait(300)  # placed, not yet scored again (that waits 600 ms after an edit)
+    assert miscoloured(window) == []
+    qtbot.waitUntil(lambda: settled(window, "XY " + text), timeout=5000)
+    assert miscoloured(window) == []
+    assert unmarked_on_screen(window) == []
+    assert window.lens.score_at(0).score.text == "X"  # type: ignore[union-attr]
+
+
+def test_turning_the_lens_off_while_the_scores_are_placed_leaves_no_colours(
+        qtbot: QtBot, window: MainWindow) -> None:
+    window.editor.set_text(LONG_TEXT)
+    turned_off: list[bool] = []
+
+    def turn_off() -> None:  # runs just after the lens took the scores in
+        if not turned_off:
+            turned_off.append(True)
+            window.lens.action.trigger()
+
+    window.worker.scores_ready.connect(turn_off)
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: bool(turned_off), timeout=10000)
+    qtbot.wait(500)
+    assert not window.lens.enabled()
+    assert backgrounds(window) == {}
+    assert window.lens.scores() == []
+    assert window.lens.legend.perplexity_label.text() == ""
+
+    window.lens.action.trigger()  # on again: all of it comes back
+    qtbot.waitUntil(lambda: settled(window, LONG_TEXT), timeout=20000)
+    assert unmarked_on_screen(window) == []
 
 
 def test_a_model_loaded_while_the_lens_is_on_scores_the_text(
