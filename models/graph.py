@@ -12,14 +12,14 @@ through the LM head (a third of GPT-2 small's weights), tied to wte.
 Precisions: fp32; fp16 (matmuls, attention and cache in fp16; residual stream, LayerNorm and
 logits kept in fp32, where fp16 overflows); int8 / int4 (weight-only MatMulNBits with int8
 activations, accuracy_level 4, and the embedding gathered from the same quantized wte as the
-LM head, so the biggest matrix is stored once).
+LM head, so the biggest matrix is stored once; int4 keeps that wte int8, see INT4).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import onnx
@@ -39,13 +39,34 @@ KV_CACHES = tuple(KV_TYPES)
 # same accuracy (top-1 agreement 90% vs the fp32 reference on both); onnxruntime's
 # int8-activation kernels spend less per block. int8 goes to 256 (interleaved A/B against 128:
 # prefill-512 475 vs 504 ms, a step 4.19 vs 4.44 ms, a three-row step 8.4 vs 9.1 ms; relative
-# logit error 0.049 vs 0.045); int4 stays at 128, where a block's 16 levels need the finer
-# scales. gpt2-xl's 1600 takes 64.
-BLOCK_SIZES = {8: (256, 128, 64, 32, 16), 4: (128, 64, 32, 16)}
+# logit error 0.049 vs 0.045). int4: blocks of 64 with a zero point each (SYMMETRIC), and the
+# tied embedding / LM head int8 (HEAD_BITS); see INT4 below.
+BLOCK_SIZES = {8: (256, 128, 64, 32, 16), 4: (64, 32, 16)}
+# int8 stores -|max|..|max| per block; int4 a zero point per block (min..max on its 16 levels).
+SYMMETRIC = {8: True, 4: False}
+# INT4, measured 2026-12-02 (docs/benchmarks.md, "int4 knobs"), the stand-in's held-out text,
+# 50 windows of 512, SmoothQuant α 0.5, over the second half of each window as
+# llama-perplexity scores: int4 all in 4 bits (blocks of 128, symmetric) lost +0.309%
+# perplexity to fp32, KL 4.9e-3, top-1 93.7%, where llama.cpp's q4_0 (which keeps the tied
+# embedding at q6_K) loses +0.085%, 5.5e-4, 97.9%. The tied embedding / LM head is where 4 bits
+# fail (about two thirds of the loss in the head, a third in the embedding): int8 there,
+# +0.063%, KL 6.9e-4, top-1 97.5%; with blocks of 64 and zero points as well +0.070%, 5.1e-4,
+# 98.0% (every token: +0.066%), and the same on the outlier copy, where q4_0 loses +0.588%.
+# Blocks of 32 score the same, slower and larger; with a 4-bit head no block size, zero
+# points, int8 MLP c_proj or α got below +0.6% (10 windows). The cost on GPT-2 124M (random
+# weights, 2 threads, interleaved): a decode step 1.20-1.31x the all-4-bit int4's (int8:
+# 1.40-1.61x), files 92.0 MB instead of 70.6 (int8: 129.8).
+HEAD_BITS = 8
 
 
 def block_size_for(k: int, bits: int) -> int:
     return next(b for b in BLOCK_SIZES[bits] if k % b == 0)
+
+
+class MatrixLayout(NamedTuple):
+    bits: int
+    block: int
+    symmetric: bool
 
 
 @dataclass(frozen=True)
@@ -54,10 +75,18 @@ class QuantOptions:
     the others exist to be measured (`python -m app bench quality --variants`) against them.
     accuracy_level: MatMulNBits' compute type (4 quantises each activation block to int8,
     1 computes in fp32, 0 leaves it to the kernel). block_size: the block along K for every
-    matrix, instead of block_size_for's choice per K."""
+    matrix of the model's bits, instead of block_size_for's choice per K. symmetric: True
+    stores -|max|..|max| per block, False a zero point per block (None: SYMMETRIC's choice
+    for the bits). head_bits: the tied embedding / LM head's bits (HEAD_BITS: int8 in an int4
+    model; the embedding's blocks are always symmetric). int8_matrices: in an int4 model, the
+    matrices kept int8, by name ("mlp.c_proj": every block's; "h.0.mlp.c_proj": one). A
+    matrix whose bits differ from the model's takes its own bits' defaults."""
 
     accuracy_level: int = 4
     block_size: int | None = None
+    symmetric: bool | None = None
+    head_bits: int = HEAD_BITS
+    int8_matrices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.accuracy_level not in (0, 1, 2, 3, 4):
@@ -65,6 +94,8 @@ class QuantOptions:
         if self.block_size is not None and (self.block_size < 16 or
                                             self.block_size & (self.block_size - 1)):
             raise ValueError("block_size must be a power of two, at least 16")
+        if self.head_bits not in (4, 8):
+            raise ValueError("head_bits must be 4 or 8")
 
     def block_for(self, k: int, bits: int) -> int:
         if self.block_size is None:
@@ -72,6 +103,19 @@ class QuantOptions:
         if k % self.block_size:
             raise ValueError(f"block_size {self.block_size} does not divide K = {k}")
         return self.block_size
+
+    def layout(self, name: str, k: int, bits: int) -> MatrixLayout:
+        """How the matrix `name` ("h.3.mlp.c_proj", "wte"), K = k, is stored in a `bits`
+        model."""
+        own_bits = bits
+        if name == "wte":
+            own_bits = self.head_bits
+        elif any(name == m or name.endswith("." + m) for m in self.int8_matrices):
+            own_bits = 8
+        if own_bits != bits:
+            return MatrixLayout(own_bits, block_size_for(k, own_bits), SYMMETRIC[own_bits])
+        symmetric = SYMMETRIC[bits] if self.symmetric is None else self.symmetric
+        return MatrixLayout(bits, self.block_for(k, bits), symmetric)
 
 
 DEFAULT_QUANT = QuantOptions()
@@ -123,9 +167,10 @@ class GraphBuilder:
 QUANTIZE_COLUMNS = 4096  # per call of onnxruntime's quantizer: ~15 ms for GPT-2's embedding
 
 
-def quantize_blockwise(weight_kn: np.ndarray, bits: int,
-                       block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """[K, N] fp32 -> packed [N, K/b, b*bits/8] uint8 and scales [N, K/b], symmetric, b = block
+def quantize_blockwise(weight_kn: np.ndarray, bits: int, block: int | None = None,
+                       symmetric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """[K, N] fp32 -> packed [N, K/b, b*bits/8] uint8, scales [N, K/b] and, unless symmetric,
+    zero points (uint8 [N, K/b] for 8 bits, two to a byte [N, ceil(K/b/2)] for 4), b = block
     (default: block_size_for(K, bits)).
 
     onnxruntime's own C++ block quantizer, so the layout is exactly what MatMulNBits expects.
@@ -146,8 +191,8 @@ def quantize_blockwise(weight_kn: np.ndarray, bits: int,
         stop = min(n, start + QUANTIZE_COLUMNS)
         quantize(packed[start:stop],
                  np.ascontiguousarray(weight_kn[:, start:stop], dtype=np.float32),
-                 scales[start:stop], zero_points[start:stop], block, stop - start, k, True)
-    return packed, scales
+                 scales[start:stop], zero_points[start:stop], block, stop - start, k, symmetric)
+    return packed, scales, None if symmetric else zero_points
 
 
 class _Linear:
@@ -161,11 +206,13 @@ class _Linear:
         g, k, n = self.g, weight.shape[0], weight.shape[1]
         bits = WEIGHT_BITS.get(self.precision)
         if bits:
-            block = self.quant.block_for(k, bits)
-            packed, scales = quantize_blockwise(weight, bits, block)
+            bits, block, symmetric = self.quant.layout(name, k, bits)
+            packed, scales, zero_points = quantize_blockwise(weight, bits, block, symmetric)
             inputs = [x, g.const(name + ".qweight", packed), g.const(name + ".scales", scales)]
+            if zero_points is not None:
+                inputs.append(g.const(name + ".zero_points", zero_points))
             if bias is not None and not fuse_gelu:
-                inputs += ["", "", g.const(name + ".bias", bias)]
+                inputs += [""] * (5 - len(inputs)) + [g.const(name + ".bias", bias)]
             (y,) = g.op("MatMulNBits", inputs, name=name, domain=MS_DOMAIN, K=k, N=n, bits=bits,
                         block_size=block, accuracy_level=self.quant.accuracy_level)
             if fuse_gelu:
@@ -223,13 +270,15 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
     wte = weights["wte.weight"]
     bits = WEIGHT_BITS.get(precision)
     if bits:
-        wte_block = quant.block_for(c, bits)
-        wte_packed, wte_scales = quantize_blockwise(wte.T, bits, wte_block)  # [V, C/b, b*bits/8]
+        wte_bits, wte_block, _ = quant.layout("wte", c, bits)
+        # [V, C/b, b*bits/8]; symmetric whatever the layout says: GatherBlockQuantized's 4-bit
+        # zero points are laid out unlike MatMulNBits', and both read this one copy
+        wte_packed, wte_scales, _ = quantize_blockwise(wte.T, wte_bits, wte_block)
         g.const("wte.qweight", wte_packed)
         g.const("wte.scales", wte_scales)
         g.const("wte.gather_scales", wte_scales[:, :, None])  # same rank as the data
         (tok,) = g.op("GatherBlockQuantized", ["wte.qweight", "input_ids", "wte.gather_scales"],
-                      domain=MS_DOMAIN, bits=bits, block_size=wte_block,
+                      domain=MS_DOMAIN, bits=wte_bits, block_size=wte_block,
                       gather_axis=0, quantize_axis=2)
         (shape_bsc,) = g.op("Concat", [g.op("Shape", ["input_ids"])[0],
                                        g.const("const.c", np.array([c], np.int64))], axis=0)
@@ -317,7 +366,7 @@ def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: s
                           g.const("slice.axis", np.array([1], np.int64))])
     if bits:
         g.op("MatMulNBits", [h, "wte.qweight", "wte.scales"], outputs=["logits"],
-             name="lm_head", domain=MS_DOMAIN, K=c, N=config.vocab_size, bits=bits,
+             name="lm_head", domain=MS_DOMAIN, K=c, N=config.vocab_size, bits=wte_bits,
              block_size=wte_block, accuracy_level=quant.accuracy_level)
     else:
         # Gemm with transB reads wte as stored: the LM head stays tied, no transposed copy.

@@ -95,6 +95,15 @@ class SmoothedWeights(Mapping[str, np.ndarray]):
         return len(self.weights)
 
 
+def smoothing_scales(x_max: np.ndarray, w_max: np.ndarray,
+                     alpha: float = SMOOTH_ALPHA) -> np.ndarray:
+    """s [C] from each input channel's largest |activation| and largest |weight| (its row of
+    the Conv1D weight): s_j = max|X_j|^alpha / max|W_j|^(1 - alpha). X / s and W * s[:, None]
+    then share the range; both maxima are floored at 1e-5 so a dead channel gets a finite s."""
+    x_max, w_max = np.maximum(x_max, 1e-5), np.maximum(w_max, 1e-5)
+    return (x_max**alpha / w_max ** (1 - alpha)).astype(np.float32)
+
+
 def smooth_weights(weights: Mapping[str, np.ndarray], config: GPT2Config, ids: Sequence[int],
                    alpha: float = SMOOTH_ALPHA) -> SmoothedWeights:
     """`weights` with SmoothQuant's migration folded in, calibrated on `ids`: per input channel
@@ -104,7 +113,6 @@ def smooth_weights(weights: Mapping[str, np.ndarray], config: GPT2Config, ids: S
     scales: dict[str, np.ndarray] = {}
     for i in range(config.n_layer):
         for norm, consumer in NORM_CONSUMERS:
-            x_max = np.maximum(peaks[f"h.{i}.{norm}"], 1e-5)
-            w_max = np.maximum(np.abs(weights[f"h.{i}.{consumer}"]).max(1), 1e-5)
-            scales[f"h.{i}.{norm}"] = (x_max**alpha / w_max ** (1 - alpha)).astype(np.float32)
+            w_max = np.abs(weights[f"h.{i}.{consumer}"]).max(1)
+            scales[f"h.{i}.{norm}"] = smoothing_scales(peaks[f"h.{i}.{norm}"], w_max, alpha)
     return SmoothedWeights(weights, scales)

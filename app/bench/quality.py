@@ -223,9 +223,11 @@ class Variant:
 
 def variants_for(precision: str, n_embd: int) -> list[Variant]:
     """The knobs tried one at a time on a weight-quantised precision: MatMulNBits'
-    accuracy_level, the block size (those that differ from the default) and leaving out
-    SmoothQuant (the default folds it in at SMOOTH_ALPHA)."""
-    from models.graph import DEFAULT_QUANT, WEIGHT_BITS, QuantOptions
+    accuracy_level, the block size (those that differ from the default), zero points (on when
+    the default is off, and off when on), for int4 the LM head in 4 bits (the default keeps it
+    int8) and the MLP's c_proj in int8, and leaving out SmoothQuant (the default folds it in
+    at SMOOTH_ALPHA)."""
+    from models.graph import DEFAULT_QUANT, SYMMETRIC, WEIGHT_BITS, QuantOptions
 
     bits = WEIGHT_BITS[precision]
     widths = (n_embd, 4 * n_embd)  # every K the blocks run along
@@ -238,6 +240,12 @@ def variants_for(precision: str, n_embd: int) -> list[Variant]:
         if [quant.block_for(k, bits) for k in widths] != \
                 [DEFAULT_QUANT.block_for(k, bits) for k in widths]:
             found.append(Variant(f"block {block}", quant))
+    symmetric = not SYMMETRIC[bits]
+    found.append(Variant("symmetric, no zero points" if symmetric else "zero points",
+                         QuantOptions(symmetric=symmetric)))
+    if bits == 4:
+        found.append(Variant("LM head int4", QuantOptions(head_bits=4)))
+        found.append(Variant("MLP c_proj int8", QuantOptions(int8_matrices=("mlp.c_proj",))))
     found.append(Variant(f"no SmoothQuant (default α {SMOOTH_ALPHA})", smooth=False))
     return found
 
@@ -409,8 +417,8 @@ def quality_bench_main(argv: list[str]) -> int:
     parser.add_argument("--outliers", action="store_true",
                         help="add the rows of an outlier copy of the checkpoint (same function)")
     parser.add_argument("--variants", action="store_true",
-                        help="try accuracy_level, block size and SmoothQuant on the outlier copy "
-                             "(implies --outliers)")
+                        help="try accuracy_level, block size, zero points, the int4 LM head "
+                             "and SmoothQuant on the outlier copy (implies --outliers)")
     parser.add_argument("--windows", type=int, default=3,
                         help="windows scored token by token through the KV cache (default 3)")
     parser.add_argument("--max-windows", type=int, default=0,

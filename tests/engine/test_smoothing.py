@@ -14,7 +14,13 @@ from app.engine.tokenizer import Tokenizer
 from models.checkpoint import GPT2Config, load_checkpoint
 from models.kv_calibration import CALIBRATION_TEXT
 from models.reference import gpt2_logits
-from models.smoothing import SMOOTH_ALPHA, norm_output_max, rescale_channels, smooth_weights
+from models.smoothing import (
+    SMOOTH_ALPHA,
+    norm_output_max,
+    rescale_channels,
+    smooth_weights,
+    smoothing_scales,
+)
 
 OUTLIER_CHANNEL = 3
 OUTLIER_SCALE = np.float32(100.0)
@@ -94,3 +100,13 @@ def test_no_smooth_flag_converts_without_smoothing(tiny_checkpoint: Path,
     assert export.main([str(tiny_checkpoint), str(tmp_path / "m"), "--precision", "int8",
                         "--no-smooth"]) == 0
     assert json.loads((tmp_path / "m" / "manifest.json").read_text())["smoothquant"] is None
+
+
+def test_smoothing_scales_at_alpha_half_give_activations_and_weights_the_same_range() -> None:
+    """s_j = sqrt(max|X_j| / max|W_j|): X_j / s_j and W_j * s_j then peak at the same value,
+    so a 100x activation channel leaves a 10x one in each (what the kernel tests measure)."""
+    x_max = np.array([1.0, 100.0, 0.5], np.float32)
+    w_max = np.array([0.02, 0.02, 0.08], np.float32)
+    s = smoothing_scales(x_max, w_max, alpha=0.5)
+    np.testing.assert_allclose(x_max / s, w_max * s, rtol=1e-6)
+    assert (x_max / s)[1] / (x_max / s)[0] == pytest.approx(10.0)
