@@ -331,7 +331,7 @@ def _write_folder(folder: Path, model: onnx.ModelProto, config: GPT2Config,
     return names
 
 
-def check_against_reference(folder: Path, config: GPT2Config, weights: dict[str, np.ndarray],
+def check_against_reference(folder: Path, config: GPT2Config, weights: Mapping[str, np.ndarray],
                             tokenizer: Tokenizer) -> dict[str, float]:
     """Logits of the new model vs plain fp32 numpy GPT-2 on CHECK_TEXT, every position."""
     from app.engine.loader import load_runner

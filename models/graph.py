@@ -17,7 +17,7 @@ LM head, so the biggest matrix is stored once; int4 keeps that wte int8, see INT
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
@@ -233,7 +233,7 @@ def default_kv_cache(precision: str) -> str:
     return {"fp32": "fp32", "fp16": "fp16"}.get(precision, "int8")
 
 
-def build_graph(config: GPT2Config, weights: dict[str, np.ndarray], precision: str,
+def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision: str,
                 source: str = "", kv_cache: str | None = None,
                 kv_scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
                 data: BinaryIO | None = None, data_location: str = "",

@@ -8,6 +8,8 @@ with MARGIN to spare for text that runs a little hotter; anything beyond saturat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from models.checkpoint import GPT2Config
@@ -34,7 +36,7 @@ CALIBRATION_TEXT = (
 )
 
 
-def calibrate_kv_scales(weights: dict[str, np.ndarray], config: GPT2Config,
+def calibrate_kv_scales(weights: Mapping[str, np.ndarray], config: GPT2Config,
                         ids: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     """One (key, value) pair of float32 scales [C] per layer, for GQA's PER_CHANNEL int8 cache."""
     keys_values: list[tuple[np.ndarray, np.ndarray]] = []

@@ -6,6 +6,7 @@ Shapes: T tokens, C n_embd, H heads, D head dim, V vocab.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float) -> np.n
     return (scores / scores.sum(-1, keepdims=True)) @ v
 
 
-def gpt2_logits(weights: dict[str, np.ndarray], config: GPT2Config,
+def gpt2_logits(weights: Mapping[str, np.ndarray], config: GPT2Config,
                 ids: list[int] | np.ndarray,
                 keys_values: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """[T] token ids -> [T, V] logits. Pass a list as `keys_values` to collect every layer's
