@@ -584,6 +584,11 @@ class SurpriseLens(QObject):
             self._follow_view()
         elif (watched is self._editor.viewport() and event.type() == QEvent.Type.ToolTip
               and isinstance(event, QHelpEvent)):
+            if self._editor.token_view() and self._editor.token_at_point(event.pos()) is not None:
+                # A generated token with Token Colours on has its own popup (its alternatives
+                # when it was written, with Use and Regenerate): one popup at a time.
+                QToolTip.hideText()
+                return True
             text = self.tooltip_at(self._position_at(event.pos()))
             if text:
                 QToolTip.showText(event.globalPos(), text, self._editor.viewport())

@@ -347,3 +347,33 @@ def test_the_lens_with_the_real_model(qtbot: QtBot, tiny_data: Path,
     assert window.lens.legend.perplexity_label.text().startswith("Perplexity ")
     assert backgrounds(window)
     assert not window.editor.document().isModified()
+
+
+def test_with_token_colours_on_a_generated_token_shows_one_popup_not_two(
+        qtbot: QtBot, window: MainWindow) -> None:
+    """The token view's popup (the alternatives when it was written, Use, Regenerate) and the
+    lens's tooltip would both open over a generated token: the popup alone does."""
+    set_max_tokens(window, 6)
+    window.editor.set_text("the cat")
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    generate_and_wait(qtbot, window)
+    window.set_token_view(True)
+    text = window.editor.toPlainText()
+    qtbot.keyClick(window.editor, Qt.Key.Key_L,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == len(text.encode()), timeout=5000)
+    editor = window.editor
+
+    def tooltip_over(position: int) -> str:
+        QToolTip.hideText()
+        cursor = QTextCursor(editor.document())
+        cursor.setPosition(position)
+        rect = editor.cursorRect(cursor)
+        point = QPoint(rect.x() + 2, rect.center().y())
+        event = QHelpEvent(QEvent.Type.ToolTip, point, editor.viewport().mapToGlobal(point))
+        QApplication.sendEvent(editor.viewport(), event)
+        return QToolTip.text() if QToolTip.isVisible() else ""
+
+    generated = editor.tokens()[1]
+    assert tooltip_over(generated.start) == ""  # the token popup's place
+    assert tooltip_over(1).startswith("“")  # the writer's own "the cat": the lens's tooltip
