@@ -26,9 +26,9 @@ from app.bench.common import (
     app_with_only,
     default_cache_dir,
     machine_description,
-    memory_read_gb_s,
     prepare_models,
 )
+from app.bench.memory_floor import measure_memory_read
 
 PROSE = (
     "The harbour town woke slowly that spring. Fishermen mended their nets on the quay while "
@@ -144,7 +144,7 @@ def autocomplete_bench_main(argv: list[str]) -> int:
         return 2
     keystrokes = (TYPED * (args.keystrokes // len(TYPED) + 1))[: args.keystrokes]
     rows: list[Row] = []
-    bandwidth = memory_read_gb_s(args.threads)
+    bandwidth = measure_memory_read(args.threads, args.cache_dir).gb_s
     for n_tokens in DOC_TOKENS:
         document = make_document(engine.tokenizer, n_tokens)
         for reuse in (True, False):

@@ -1,6 +1,6 @@
 """What the benchmarks share: the seeded random models they time (made once, kept in a cache
 folder, made again when the converter changes), the app set up around one model, and the
-machine's description and memory speed for the tables' headers."""
+machine's description for the tables' headers (its memory speed: memory_floor.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,28 +54,6 @@ def exporter_fingerprint() -> str:
     for source in sorted(Path(models.__file__).parent.glob("*.py")):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
-
-
-def memory_read_gb_s(threads: int = 2, size_mb: int = 256) -> float:
-    """How fast this machine reads memory right now (GB/s): the best of 3 sums of a buffer
-    well past the caches, split over `threads`. Decode is bound by it, and on a shared VM it
-    moves from minute to minute, so the tables say what it was."""
-    import threading
-
-    import numpy as np
-
-    data = np.ones(size_mb * 2**20 // 8, np.int64)
-    parts = np.array_split(data, threads)
-    best = float("inf")
-    for _ in range(3):
-        workers = [threading.Thread(target=part.sum) for part in parts]
-        started = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        best = min(best, time.perf_counter() - started)
-    return data.nbytes / best / 1e9
 
 
 def machine_description() -> str:

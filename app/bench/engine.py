@@ -4,7 +4,10 @@ Each measurement runs in a fresh subprocess (so peak RSS is that configuration's
 seeded random checkpoint at real GPT-2 shapes: speed depends on shapes, not on the weights.
 Rows: prefill of a 512-token prompt (ms), decode of 128 tokens after a 32-token prompt and of
 64 tokens after an 896-token prompt (tok/s, greedy, through the same generate() the app uses),
-peak RSS (MB), model size on disk (MB).
+peak RSS (MB), model size on disk (MB), and for our rows and llama.cpp's the memory floor:
+the bytes a decoded token must read (weights + KV cache), the fastest decode this machine's
+memory speed allows for them, and how close decode comes to it. With --llama-bench,
+llama.cpp's q8_0 and q4_0 of the same weights run in the same rounds (app/bench/llama.py).
 """
 
 from __future__ import annotations
@@ -20,15 +23,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.bench.common import (
-    default_cache_dir,
-    machine_description,
-    memory_read_gb_s,
-    prepare_models,
+from app.bench.common import default_cache_dir, machine_description, prepare_models
+from app.bench.llama import (
+    LLAMA_TYPE_FOR,
+    LlamaToolsMissing,
+    find_tools,
+    measure_llama,
+    prepare_gguf,
+)
+from app.bench.memory_floor import (
+    decode_floor_tok_s,
+    gguf_bytes_per_token,
+    kv_bytes_per_token,
+    measure_memory_read,
+    weight_bytes_per_token,
 )
 
 PROMPT_SEED = 1234
 REPEATS = 3
+TORCH_ROW = "transformers+torch fp32"
+PREFILL_TOKENS = 512
+# row key -> (prompt tokens, tokens decoded after it)
+DECODES = {"decode_32_tok_s": (32, 128), "decode_900_tok_s": (896, 64)}
 
 
 def _prompt_ids(n: int) -> list[int]:
@@ -68,7 +84,7 @@ def measure_ours(model: Path, threads: int, device: str = "cpu") -> dict[str, An
     for _ in range(REPEATS):
         gen.cache.reset()
         started = time.perf_counter()
-        gen.feed(long_ids[:512])
+        gen.feed(long_ids[:PREFILL_TOKENS])
         prefill.append((time.perf_counter() - started) * 1000)
 
     def decode(prompt_len: int, n: int) -> float:
@@ -95,8 +111,7 @@ def _row(prefill_ms: list[float], decode: Callable[[int, int], float], model_mb:
     decode(32, 8)  # warm-up
     return {
         "prefill_512_ms": float(np.median(prefill_ms)),
-        "decode_32_tok_s": median_decode(32, 128),
-        "decode_900_tok_s": median_decode(896, 64),
+        **{key: median_decode(prompt, n) for key, (prompt, n) in DECODES.items()},
         "peak_rss_mb": _peak_rss_mb(),
         "model_mb": model_mb,
         "provider": provider,
@@ -115,7 +130,7 @@ def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
         prefill = []
         for _ in range(REPEATS):
             started = time.perf_counter()
-            model(ids[:, :512])
+            model(ids[:, :PREFILL_TOKENS])
             prefill.append((time.perf_counter() - started) * 1000)
 
         def decode(prompt_len: int, n: int) -> float:
@@ -130,10 +145,11 @@ def measure_torch(checkpoint: Path, threads: int) -> dict[str, Any]:
                     f"torch {torch.__version__}")
 
 
-def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu") -> dict[str, Any]:
+def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu",
+                extra: tuple[str, ...] = ()) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", "app", "bench", "--worker", kind, "--folder", str(folder),
-         "--threads", str(threads), "--device", device],
+         "--threads", str(threads), "--device", device, *extra],
         capture_output=True, text=True, check=False,
         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if result.returncode != 0:
@@ -141,20 +157,64 @@ def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu") -> d
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def format_table(rows: dict[str, dict[str, Any]], threads: int) -> str:
-    torch_row = rows.get("transformers+torch fp32")
-    lines = [
-        f"| engine, {threads} threads, batch 1 | prefill 512 (ms) | decode @32 (tok/s) | "
-        "decode @900 (tok/s) | @900 / @32 | peak RSS (MB) | model (MB) | decode vs torch |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def decode_bytes_per_token(folder: Path) -> dict[str, int]:
+    """Per decode row of ours: the bytes a token reads (weights + KV cache at the mean
+    position of the tokens timed: 96 for 128 tokens after 32, 928 for 64 after 896)."""
+    weights = weight_bytes_per_token(folder)
+    return {key: weights + kv_bytes_per_token(folder, prompt + n // 2)
+            for key, (prompt, n) in DECODES.items()}
+
+
+def format_table(rows: dict[str, dict[str, Any]], threads: int,
+                 floors: dict[str, dict[str, int]] | None = None, gb_s: float = 0.0,
+                 versus_llama: dict[str, str] | None = None) -> str:
+    """rows: name -> medians. floors: name -> bytes per token of each decode row, for the rows
+    that have a memory floor (read at `gb_s`). versus_llama: our row -> llama.cpp's row at the
+    same bits, for the speed ratios (above 1: ours is faster)."""
+    floors = floors or {}
+    versus = {ours: llama for ours, llama in (versus_llama or {}).items()
+              if ours in rows and llama in rows}
+    torch_row = rows.get(TORCH_ROW)
+    headers = ["prefill 512 (ms)", "decode @32 (tok/s)", "decode @900 (tok/s)", "@900 / @32",
+               "peak RSS (MB)", "model (MB)"]
+    if torch_row:
+        headers.append("decode vs torch")
+    if floors:
+        headers += ["MB read / token @32, @900", f"floor at {gb_s:.0f} GB/s (tok/s)",
+                    "decode % of floor"]
+    if versus:
+        headers.append("ours ÷ llama.cpp: decode @32, @900, prefill")
+    lines = [f"| engine, {threads} threads, batch 1 | " + " | ".join(headers) + " |",
+             "|---|" + "---:|" * len(headers)]
     for name, r in rows.items():
-        ratio = f"{r['decode_32_tok_s'] / torch_row['decode_32_tok_s']:.1f}×" if torch_row else ""
-        lines.append(
-            f"| {name} | {r['prefill_512_ms']:.0f} | {r['decode_32_tok_s']:.0f} | "
-            f"{r['decode_900_tok_s']:.0f} | {r['decode_900_tok_s'] / r['decode_32_tok_s']:.0%} | "
-            f"{r['peak_rss_mb']:.0f} | {r['model_mb']:.0f} | {ratio} |")
+        cells = [f"{r['prefill_512_ms']:.0f}", f"{r['decode_32_tok_s']:.0f}",
+                 f"{r['decode_900_tok_s']:.0f}",
+                 f"{r['decode_900_tok_s'] / r['decode_32_tok_s']:.0%}",
+                 f"{r['peak_rss_mb']:.0f}", f"{r['model_mb']:.0f}"]
+        if torch_row:
+            cells.append(f"{r['decode_32_tok_s'] / torch_row['decode_32_tok_s']:.1f}×")
+        if floors:
+            per_token = floors.get(name)
+            if per_token:
+                floor = {key: decode_floor_tok_s(gb_s, per_token[key]) for key in DECODES}
+                cells += [", ".join(f"{per_token[key] / 1e6:.0f}" for key in DECODES),
+                          ", ".join(f"{floor[key]:.0f}" for key in DECODES),
+                          ", ".join(f"{r[key] / floor[key]:.0%}" for key in DECODES)]
+            else:
+                cells += ["", "", ""]
+        if versus:
+            llama = rows.get(versus.get(name, ""))
+            cells.append(", ".join([*(f"{r[key] / llama[key]:.2f}×" for key in DECODES),
+                                    f"{llama['prefill_512_ms'] / r['prefill_512_ms']:.2f}×"])
+                         if llama else "")
+        lines.append(f"| {name}{_where(r)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _where(row: dict[str, Any]) -> str:
+    """The row's name says where it really ran when that is not the CPU."""
+    provider = str(row["provider"])
+    return "" if provider.startswith(("CPU", "torch", "llama.cpp")) else f" on {provider}"
 
 
 def engine_bench_main(argv: list[str]) -> int:
@@ -171,19 +231,43 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "directml", "auto"],
                         help="where Ghostpen's rows run (default cpu; torch's row is always CPU)")
     parser.add_argument("--cache-dir", type=Path, default=None)
-    parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--llama-bench", type=Path, metavar="PATH",
+                        help="also time llama.cpp's q8_0 and q4_0 of the same weights with the "
+                             "llama-bench, llama-quantize and converter in PATH (the folder "
+                             "../shared/bench/setup_llama.sh builds, or its bin folder)")
+    parser.add_argument("--worker", choices=["ours", "torch", "llama"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    llama_tools = None
+    if args.llama_bench is not None:
+        try:
+            llama_tools = find_tools(args.llama_bench)
+        except LlamaToolsMissing as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.worker:
         if args.worker == "ours":
-            print(json.dumps(measure_ours(args.folder, args.threads, args.device)))
+            row = measure_ours(args.folder, args.threads, args.device)
+        elif args.worker == "torch":
+            row = measure_torch(args.folder, args.threads)
         else:
-            print(json.dumps(measure_torch(args.folder, args.threads)))
+            assert llama_tools is not None, "the llama worker needs --llama-bench"
+            row = measure_llama(llama_tools.bench, args.folder, args.threads, REPEATS,
+                                PREFILL_TOKENS, DECODES)
+        print(json.dumps(row))
         return 0
     if args.cache_dir is None:
         args.cache_dir = default_cache_dir()
     precisions = [p for p in args.precisions.split(",") if p]
     folders = prepare_models(args.cache_dir, args.preset, precisions)
+    llama_files: dict[str, Path] = {}
+    if llama_tools is not None:
+        try:
+            llama_files = prepare_gguf(llama_tools, folders["checkpoint"], args.cache_dir,
+                                       args.preset, list(LLAMA_TYPE_FOR.values()))
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     workers: dict[str, tuple[str, Path]] = {}
     if not args.no_torch:
         try:
@@ -193,29 +277,51 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
             print("transformers + torch not installed: skipping that row "
                   "(pip install -e '.[test]')", file=sys.stderr)
         else:
-            workers["transformers+torch fp32"] = ("torch", folders["checkpoint"])
+            workers[TORCH_ROW] = ("torch", folders["checkpoint"])
+    versus_llama: dict[str, str] = {}
     for precision in precisions:
         workers[f"Ghostpen {precision}"] = ("ours", folders[precision])
+        llama_type = LLAMA_TYPE_FOR.get(precision, "")
+        if llama_type in llama_files:  # next to ours at the same bits
+            workers[f"llama.cpp {llama_type}"] = ("llama", llama_files.pop(llama_type))
+            versus_llama[f"Ghostpen {precision}"] = f"llama.cpp {llama_type}"
+    for llama_type, file in llama_files.items():  # bits none of our rows has
+        workers[f"llama.cpp {llama_type}"] = ("llama", file)
+    llama_args = ("--llama-bench", str(args.llama_bench)) if llama_tools else ()
     # Round-robin, so that a slow minute of a shared machine lands on every row alike rather
-    # than on whichever row ran then; each figure is the median over the rounds.
+    # than on whichever row ran then; each figure is the median over the rounds. The memory
+    # speed is read before each round and after the last, as it drifts too.
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
-    bandwidth = [memory_read_gb_s(args.threads)]
+    reads = []
     for round_index in range(args.rounds):
+        reads.append(measure_memory_read(args.threads, args.cache_dir))
         for name, (kind, folder) in workers.items():
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
             runs[name].append(_run_worker(kind, folder, args.threads,
-                                          args.device if kind == "ours" else "cpu"))
-    bandwidth.append(memory_read_gb_s(args.threads))
+                                          args.device if kind == "ours" else "cpu",
+                                          llama_args if kind == "llama" else ()))
+    reads.append(measure_memory_read(args.threads, args.cache_dir))
+    speeds = [read.gb_s for read in reads]
+    rows = {name: _median_row(results) for name, results in runs.items()}
+    # The floor is at the machine's best speed: a decode at 100% of it could go no faster.
+    floors = {name: decode_bytes_per_token(workers[name][1]) for name, row in rows.items()
+              if workers[name][0] == "ours" and _where(row) == ""}
+    floors.update({name: {key: gguf_bytes_per_token(row["tensor_bytes"], folders["checkpoint"],
+                                                    prompt + n // 2)
+                          for key, (prompt, n) in DECODES.items()}
+                   for name, row in rows.items() if workers[name][0] == "llama"})
     print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds; memory "
-          f"read {bandwidth[0]:.0f} GB/s before, {bandwidth[1]:.0f} GB/s after")
-    rows = {}
-    for name, results in runs.items():
-        provider = str(results[0]["provider"])  # the row's name says where it really ran
-        on = "" if provider.startswith(("CPU", "torch")) else f" on {provider}"
-        rows[name + on] = _median_row(results)
-    print(format_table(rows, args.threads))
+          f"read {min(speeds):.0f}–{max(speeds):.0f} GB/s over the run ({reads[0].kernel}), "
+          f"floors at the best")
+    llama_rows = [row for name, row in rows.items() if workers[name][0] == "llama"]
+    if llama_rows:
+        print(f"{llama_rows[0]['provider']}: llama-bench, {llama_rows[0]['settings']}, "
+              f"decode of tokens fed back without sampling")
+    print(format_table(rows, args.threads, floors, max(speeds), versus_llama))
     for reason in sorted({str(r.get("fallback_reason") or "") for r in rows.values()} - {""}):
         print(f"note: {reason}")
+    if reads[0].note:
+        print(f"note: {reads[0].note}")
     return 0
 
 
