@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# The trained stand-in GPT-2 (Hugging Face layout) beside the project, and its held-out text.
+STANDIN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "standin"
+STANDIN_TEXT = "val-dev.txt"
+
 
 def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
@@ -90,3 +94,19 @@ def app_with_only(model: Path) -> Iterator[tuple[Path, Path]]:
                 else:
                     os.environ[key] = value
 
+
+def prepare_standin(cache_dir: Path, precision: str) -> Path:
+    """The stand-in converted to `precision`, made once and kept while the converter is the
+    same."""
+    from models.export import export_model
+
+    folder = cache_dir / f"standin-{precision}"
+    stamp = folder / ".exported-by"
+    exporter = exporter_fingerprint()
+    if not ((folder / "manifest.json").exists() and stamp.exists()
+            and stamp.read_text() == exporter):
+        print(f"converting the stand-in to {precision}", file=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+        export_model(STANDIN_DIR, folder, precision, progress=lambda _: None)
+        stamp.write_text(exporter)
+    return folder

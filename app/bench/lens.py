@@ -16,34 +16,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.bench.common import app_with_only, default_cache_dir, exporter_fingerprint, prepare_models
+from app.bench.common import (
+    STANDIN_DIR,
+    app_with_only,
+    default_cache_dir,
+    prepare_models,
+    prepare_standin,
+)
 
-STANDIN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "standin"
 TICK_MS = 5
 SETTLE_S = 2.0  # after the text is set, before anything is measured: the layout settles
 IDLE_S = 3.0  # then the window idle, as a yardstick: what this machine's load alone costs
-
-
-def prepare_standin(cache_dir: Path, precision: str) -> Path:
-    """The stand-in converted to `precision`, made once and kept while the converter is the
-    same."""
-    from models.export import export_model
-
-    folder = cache_dir / f"standin-{precision}"
-    stamp = folder / ".exported-by"
-    exporter = exporter_fingerprint()
-    if not ((folder / "manifest.json").exists() and stamp.exists()
-            and stamp.read_text() == exporter):
-        print(f"converting the stand-in to {precision}", file=sys.stderr)
-        shutil.rmtree(folder, ignore_errors=True)
-        export_model(STANDIN_DIR, folder, precision, progress=lambda _: None)
-        stamp.write_text(exporter)
-    return folder
 
 
 def english_words(words: int) -> str:

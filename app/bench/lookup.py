@@ -11,18 +11,18 @@ between one-token and several-token passes) and the share of draft tokens the mo
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.bench.common import (
+    STANDIN_DIR,
+    STANDIN_TEXT,
     default_cache_dir,
-    exporter_fingerprint,
-    machine_description,
+        machine_description,
     prepare_models,
+    prepare_standin,
 )
-from app.bench.quality import STANDIN_DIR, STANDIN_TEXT
 from app.engine.engine import Engine, load_engine
 from app.engine.sampling_params import GREEDY, SamplingParams
 
@@ -55,16 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def default_models(cache_dir: Path) -> dict[str, Path]:
-    from models.export import export_model
-
-    standin = cache_dir / "standin-int8"
-    stamp = standin / ".exported-by"
-    if not (stamp.exists() and stamp.read_text() == exporter_fingerprint()):
-        print("converting the stand-in to int8", file=sys.stderr)
-        export_model(STANDIN_DIR, standin, "int8", progress=lambda _: None)
-        stamp.write_text(exporter_fingerprint())
-    gpt2 = prepare_models(cache_dir, "gpt2", ["int8"])["int8"]
-    return {"stand-in (16M, trained) int8": standin, "gpt2 124M (random weights) int8": gpt2}
+    return {"stand-in (16M, trained) int8": prepare_standin(cache_dir, "int8"),
+            "gpt2 124M (random weights) int8": prepare_models(cache_dir, "gpt2", ["int8"])["int8"]}
 
 
 def prompts_from_held_out_text(engine: Engine, count: int, length: int = 300) -> list[list[int]]:

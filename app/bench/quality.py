@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.bench.common import machine_description
+from app.bench.common import STANDIN_DIR, STANDIN_TEXT, machine_description
 from app.engine.errors import GhostpenError, user_message
 from models.smoothing import NORM_CONSUMERS, SMOOTH_ALPHA, rescale_channels
 
@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 
     Checkpoint = tuple[GPT2Config, dict[str, np.ndarray]]
 
-ROOT = Path(__file__).resolve().parents[2]
-STANDIN_DIR = ROOT.parent / "shared" / "standin"
-STANDIN_TEXT = "val-dev.txt"
 WINDOW = 512
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 REFERENCE = "fp32"

@@ -36,7 +36,7 @@ from app.engine.sampling import (
 )
 from app.engine.sampling_params import SamplingParams
 from app.engine.scoring import TokenScore, rank_tokens
-from app.engine.speculation import AcceptanceRate
+from app.engine.speculation import AcceptanceRate, PassTimes
 from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 
 # Tokens per prefill run: cancel stays responsive, and attention works on a causal staircase
@@ -131,6 +131,7 @@ class Generator(Generic[CacheT]):
         # `tokens`, with the logits after each ([len(draft), V]), guessed by prompt lookup
         # (`lookup`; off only to measure what it saves) or else by a draft model, if set.
         self.lookup = True
+        self.always_draft = False  # check every guess whatever it costs: for tests of exactness
         self.draft_model: DraftModel | None = None
         self._draft: list[int] = []
         self._draft_logits: np.ndarray | None = None
@@ -138,6 +139,7 @@ class Generator(Generic[CacheT]):
         self._draft_source: AcceptanceRate | None = None  # whose guess it is
         self._lookup_rate = AcceptanceRate()
         self._draft_model_rate = AcceptanceRate()
+        self._pass_times = PassTimes()  # what this model's passes of S tokens take
         self._runner_keeps_all = True  # False once a runner returned only the last logits
 
     # -- the cache -------------------------------------------------------------------------
@@ -303,11 +305,15 @@ class Generator(Generic[CacheT]):
             self._draft_source.count(self._draft_size - len(self._draft), wrong=1)
         self._drop_draft()
         draft = self._next_draft(history) if self._runner_keeps_all else []
+        started = time.perf_counter()
         if not draft:
-            return self._step(token)
+            logits = self._step(token)
+            self._pass_times.add(1, time.perf_counter() - started)
+            return logits
         ids = [token, *draft]
         before = cache.pos
         logits = self.runner.forward(np.array([ids]), cache, keep=len(ids))[0]
+        self._pass_times.add(len(ids), time.perf_counter() - started)
         if logits.shape[0] != len(ids):  # a foreign export that returns the last position only
             self._runner_keeps_all = False
             cache.rewind(before)
@@ -322,20 +328,27 @@ class Generator(Generic[CacheT]):
         """The draft to check with the next token (the last of `history`): prompt lookup's
         guess, else the draft model's; [] when neither guesses now."""
         room = self.n_ctx - len(self.cache.tokens) - 1  # the token itself takes one position
-        for source, guess in ((self._lookup_rate, self._lookup_guess),
-                              (self._draft_model_rate, self._draft_model_guess)):
-            length = min(room, source.draft_length())
-            draft = guess(history, length) if length > 0 else []
+        sources = [(self._lookup_rate, self._lookup_guess)] if self.lookup else []
+        if self.draft_model is not None:
+            sources.append((self._draft_model_rate, self._draft_model_guess))
+        for source, guess in sources:
+            length = min(room, source.draft_length(self._pass_times, self.always_draft))
+            if length <= 0:
+                continue
+            started = time.perf_counter()
+            draft = guess(history, length)
+            source.add_guess_time(time.perf_counter() - started)
             if draft:
                 self._draft_source = source
                 return draft
         return []
 
     def _lookup_guess(self, history: np.ndarray, length: int) -> list[int]:
-        return lookup_draft(history, length) if self.lookup else []
+        return lookup_draft(history, length)
 
     def _draft_model_guess(self, history: np.ndarray, length: int) -> list[int]:
-        return self.draft_model.guess(history, length) if self.draft_model is not None else []
+        assert self.draft_model is not None
+        return self.draft_model.guess(history, length)
 
     def _drop_draft(self) -> None:
         """Forget the draft tokens the cache holds past the text."""

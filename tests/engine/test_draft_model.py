@@ -33,6 +33,7 @@ def written(engine_dir: Path, draft_dir: Path | None, params: SamplingParams,
             prompt: str) -> tuple[list[int], int, int]:
     engine = load_engine(engine_dir, device="cpu", draft_dir=draft_dir)
     engine.generator.lookup = False  # only the draft model guesses
+    engine.generator.always_draft = True  # every guess checked: the text must not change
     tokens = [event.token_id for event in engine.generate(prompt, params)]
     cache = engine.generator.cache
     assert cache.pos == len(cache.tokens)  # no unchecked guess outlives the run

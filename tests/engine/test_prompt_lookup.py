@@ -40,6 +40,7 @@ def _generate(engine: Engine, prompt: str, params: SamplingParams,
               lookup: bool) -> tuple[list[int], int, int]:
     """(tokens written, draft tokens checked, draft tokens written)."""
     engine.generator.lookup = lookup
+    engine.generator.always_draft = True  # every guess checked: the text must not change
     engine.generator.cache.reset()
     tokens = [event.token_id for event in engine.generate(prompt, params)]
     stats = engine.last_stats
@@ -121,3 +122,24 @@ def test_stop_and_banned_strings_cancel_and_what_follows_see_only_the_text(
     after = engine.suggest(document, GREEDY)
     fresh = load_engine(tiny_model, device="cpu").suggest(document, GREEDY)
     assert [s.text for s in after] == [s.text for s in fresh]
+
+
+def test_guessing_rests_where_it_would_cost_more_than_it_saves() -> None:
+    from app.engine.speculation import REST_TOKENS, AcceptanceRate, PassTimes
+
+    # GPT-2 124M int8 on 2 threads: a pass over several tokens costs little more than one.
+    cheap = PassTimes({1: 4.0, 2: 4.4, 3: 4.5, 4: 5.1, 5: 5.7})
+    # The 16M stand-in: overheads dominate, two tokens cost 1.6 times one.
+    dear = PassTimes({1: 1.0, 2: 1.6, 3: 1.7, 4: 1.9, 5: 2.0})
+    often_right = AcceptanceRate(checked=10, right=6)
+    assert often_right.draft_length(cheap) >= 2
+    assert often_right.draft_length(dear) >= 1  # 1 + 0.6 + 0.36 tokens are worth 1.7 passes
+    rarely_right = AcceptanceRate(checked=10, right=3.5)  # above MIN_ACCEPTANCE
+    assert rarely_right.draft_length(cheap) >= 1
+    assert rarely_right.draft_length(dear) == 0  # 1.35 tokens are not worth 1.6 passes
+    # ... and it rests before trying again, unless every guess is to be checked
+    assert [rarely_right.draft_length(cheap) for _ in range(REST_TOKENS)] == [0] * REST_TOKENS
+    assert rarely_right.draft_length(cheap) >= 1
+    assert rarely_right.draft_length(dear, always=True) >= 1
+    # Not measured yet: try, and learn what it costs.
+    assert AcceptanceRate().draft_length(PassTimes()) >= 1
