@@ -206,7 +206,7 @@ def test_manifest_version_mismatch_says_what_to_run(tiny_model: Path, tmp_path: 
     (["files", "model.onnx"], 123, "gives no valid size and sha256 for 'model.onnx'"),
     (["files", "config.json", "size"], "many", "gives no valid size and sha256 for 'config.json'"),
     (["files", "config.json", "sha256"], None, "gives no valid size and sha256 for 'config.json'"),
-    (["files"], ["model.onnx"], "is damaged ('files' and 'check' must be objects)"),
+    (["files"], ["model.onnx"], "is damaged ('files', 'check' and 'quality' must be objects)"),
     (["n_params"], "many", "is damaged ('n_params' must be a whole number)"),
     (["files", "model.onnx.data"], "DELETE", "does not list model.onnx.data"),
     (["format_version"], True, "is in model format version True"),
