@@ -78,6 +78,9 @@ def measure_ours(model: Path, threads: int, device: str = "cpu") -> dict[str, An
 
     engine = load_engine(model, device=device, threads=threads)
     gen = engine.generator
+    # The decode step itself, as llama-bench and transformers time theirs: greedy text of random
+    # weights loops, and prompt lookup would copy the loop (bench lookup measures that part).
+    gen.lookup = False
     long_ids = _prompt_ids(1024)
     gen.feed(long_ids[:64])  # warm-up: first runs allocate
     prefill = []
