@@ -84,3 +84,25 @@ def hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
         server.add_repo(GPT2_REPO, tiny_checkpoint)
         go_online(server, monkeypatch, tmp_path / "hf")
         yield server
+
+
+@pytest.fixture(scope="session")
+def standin_fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained stand-in GPT-2 (../shared/standin) converted to fp32 by our converter; the
+    test is skipped where the stand-in is absent."""
+    from app.bench.common import STANDIN_DIR
+
+    if not (STANDIN_DIR / "model.safetensors").exists():
+        pytest.skip(f"the trained stand-in is not in {STANDIN_DIR}")
+    out = tmp_path_factory.mktemp("standin") / "standin-fp32"
+    export_model(STANDIN_DIR, out, "fp32", progress=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model_copy(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny model: loading a model writes a verification stamp into its folder,
+    which the shared one must not get (other tests read that folder as freshly made)."""
+    target = tmp_path_factory.mktemp("copy") / "tiny"
+    shutil.copytree(tiny_model, target)
+    return target

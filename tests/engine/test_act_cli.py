@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,12 +23,8 @@ def own_folders(isolated_dirs: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny model: loading it writes a verification stamp into its folder, which
-    the shared one must not get (other tests read that folder as freshly made)."""
-    target = tmp_path_factory.mktemp("act") / "tiny"
-    shutil.copytree(tiny_model, target)
-    return target
+def model(tiny_model_copy: Path) -> Path:
+    return tiny_model_copy
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from app.bench.quality import STANDIN_DIR, STANDIN_TEXT
+from app.bench.common import STANDIN_DIR, STANDIN_TEXT
 from app.engine.engine import Engine, load_engine
 from app.engine.prompt_lookup import lookup_draft
 from app.engine.sampling_params import GREEDY, SamplingParams
-from models.export import export_model
 
 # A text that repeats itself, as documents do: names and phrases come back.
 REPEATING = ("Mara walked to the old mill by the river. The old mill by the river was quiet. "
@@ -45,15 +43,6 @@ def _generate(engine: Engine, prompt: str, params: SamplingParams,
     tokens = [event.token_id for event in engine.generate(prompt, params)]
     stats = engine.last_stats
     return tokens, stats.draft_tokens, stats.accepted_draft_tokens
-
-
-@pytest.fixture(scope="module")
-def standin_fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (STANDIN_DIR / "model.safetensors").exists():
-        pytest.skip(f"the trained stand-in is not in {STANDIN_DIR}")
-    folder = tmp_path_factory.mktemp("lookup") / "standin-fp32"
-    export_model(STANDIN_DIR, folder, "fp32", progress=lambda _: None)
-    return folder
 
 
 def test_greedy_text_is_the_same_with_and_without_lookup(tiny_model: Path,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,12 @@ import numpy as np
 import pytest
 
 from app.__main__ import main
+from app.bench.common import STANDIN_DIR
 from app.engine.loader import load_runner
 from app.engine.tokenizer import Tokenizer
-from models.export import export_model
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN_DIR = ROOT.parent / "shared" / "standin"
+
 STORY = ("The lighthouse keeper climbed the stairs every evening, and every evening the lamp "
          "was lit before the first ship came round the point.\nNobody thanked him for it.")
 REPEATED = "The sea was calm and grey."
@@ -41,22 +40,8 @@ def own_folders(isolated_dirs: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny model: loading it writes a verification stamp into its folder, which
-    the shared one must not get (other tests read that folder as freshly made)."""
-    target = tmp_path_factory.mktemp("score") / "tiny"
-    shutil.copytree(tiny_model, target)
-    return target
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained stand-in GPT-2 converted to fp32 by our converter."""
-    if not (STANDIN_DIR / "model.safetensors").exists():
-        pytest.skip(f"the trained stand-in is not in {STANDIN_DIR}")
-    out = tmp_path_factory.mktemp("score-standin") / "fp32"
-    export_model(STANDIN_DIR, out, "fp32", progress=lambda _: None)
-    return out
+def model(tiny_model_copy: Path) -> Path:
+    return tiny_model_copy
 
 
 def write(folder: Path, text: str) -> Path:
@@ -144,13 +129,13 @@ def test_each_token_scores_the_models_own_log_probability(
 
 
 def test_the_trained_standin_scores_what_transformers_computes(
-        capsys: pytest.CaptureFixture[str], standin: Path, tmp_path: Path) -> None:
+        capsys: pytest.CaptureFixture[str], standin_fp32: Path, tmp_path: Path) -> None:
     import torch
 
     from tests.engine.hf_reference import load_hf_model
 
     text = (STANDIN_DIR / "val-dev.txt").read_text("utf-8")[:1500]
-    tokens, summary = score_json(capsys, standin, write(tmp_path, text))
+    tokens, summary = score_json(capsys, standin_fp32, write(tmp_path, text))
     tokenizer = Tokenizer.from_dir(STANDIN_DIR)
     ids = tokenizer.encode(text)
     hf_model = load_hf_model(STANDIN_DIR)
