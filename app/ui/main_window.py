@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self._make_status_bar()
         self.statusBar().insertPermanentWidget(0, self.lens.legend)
+        self.statusBar().messageChanged.connect(self.lens.legend.make_room_for)
         self.lens.message.connect(self.show_message)
         self.panel_action = self.dock.toggleViewAction()
         self.panel_action.setText("&Sampling Panel")

@@ -240,6 +240,12 @@ class LensLegend(QWidget):
     def by_probability(self) -> bool:
         return self.mode_button.isChecked()
 
+    def make_room_for(self, message: str) -> None:
+        """While the status bar shows a message, hide the colour key (the perplexity stays):
+        with it the message had ~200 px at 1400 px wide and was cut ("…reached the maximu")."""
+        for label in (*self.swatches, self.repeat_label):
+            label.setVisible(not message)
+
     def _on_mode(self, on: bool) -> None:
         self.paint_swatches()
         self.mode_changed.emit(on)

@@ -377,3 +377,16 @@ def test_with_token_colours_on_a_generated_token_shows_one_popup_not_two(
     generated = editor.tokens()[1]
     assert tooltip_over(generated.start) == ""  # the token popup's place
     assert tooltip_over(1).startswith("“")  # the writer's own "the cat": the lens's tooltip
+
+
+def test_a_status_message_is_not_cut_by_the_colour_key(qtbot: QtBot, window: MainWindow) -> None:
+    lens_on(qtbot, window)
+    legend = window.lens.legend
+    window.resize(1400, 900)
+    assert all(swatch.isVisibleTo(window) for swatch in legend.swatches)
+    message = "40 tokens, reached the maximum."
+    window.statusBar().showMessage(message)
+    assert not any(swatch.isVisibleTo(window) for swatch in legend.swatches)
+    assert legend.perplexity_label.isVisibleTo(window)  # the figure a writer watches stays
+    window.statusBar().clearMessage()
+    assert all(swatch.isVisibleTo(window) for swatch in legend.swatches)
