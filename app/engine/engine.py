@@ -103,7 +103,7 @@ def _load_draft(draft_dir: Path, model_dir: Path, tokenizer: Tokenizer, device: 
         raise GhostpenError(f"{draft_dir} has another vocabulary than {model_dir.name}; a draft "
                             "model must split text into the same tokens (gpt2 for gpt2-large "
                             "or gpt2-xl).")
-    return DraftModel(runner, draft_dir.name)
+    return DraftModel(runner, theirs, draft_dir.name)
 
 
 # A text whose tokens differ between vocabularies: words, numbers, punctuation, accents.

@@ -20,7 +20,6 @@ from typing import Generic
 import numpy as np
 
 from app.engine.context import common_prefix_length, context_window
-from app.engine.draft_model import DraftModel
 from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
 from app.engine.prompt_lookup import lookup_draft
 from app.engine.runner_protocol import CacheT, Runner
@@ -36,7 +35,7 @@ from app.engine.sampling import (
 )
 from app.engine.sampling_params import SamplingParams
 from app.engine.scoring import TokenScore, rank_tokens
-from app.engine.speculation import AcceptanceRate, PassTimes
+from app.engine.speculation import AcceptanceRate, Guesser, PassTimes
 from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 
 # Tokens per prefill run: cancel stays responsive, and attention works on a causal staircase
@@ -132,7 +131,7 @@ class Generator(Generic[CacheT]):
         # (`lookup`; off only to measure what it saves) or else by a draft model, if set.
         self.lookup = True
         self.always_draft = False  # check every guess whatever it costs: for tests of exactness
-        self.draft_model: DraftModel | None = None
+        self.draft_model: Guesser | None = None  # a DraftModel (draft_model.py)
         self._draft: list[int] = []
         self._draft_logits: np.ndarray | None = None
         self._draft_size = 0  # tokens the current draft had when it was made
@@ -328,9 +327,10 @@ class Generator(Generic[CacheT]):
         """The draft to check with the next token (the last of `history`): prompt lookup's
         guess, else the draft model's; [] when neither guesses now."""
         room = self.n_ctx - len(self.cache.tokens) - 1  # the token itself takes one position
-        sources = [(self._lookup_rate, self._lookup_guess)] if self.lookup else []
+        sources: list[tuple[AcceptanceRate, Callable[[np.ndarray, int], list[int]]]] = \
+            [(self._lookup_rate, lookup_draft)] if self.lookup else []
         if self.draft_model is not None:
-            sources.append((self._draft_model_rate, self._draft_model_guess))
+            sources.append((self._draft_model_rate, self.draft_model.guess))
         for source, guess in sources:
             length = min(room, source.draft_length(self._pass_times, self.always_draft))
             if length <= 0:
@@ -342,13 +342,6 @@ class Generator(Generic[CacheT]):
                 self._draft_source = source
                 return draft
         return []
-
-    def _lookup_guess(self, history: np.ndarray, length: int) -> list[int]:
-        return lookup_draft(history, length)
-
-    def _draft_model_guess(self, history: np.ndarray, length: int) -> list[int]:
-        assert self.draft_model is not None
-        return self.draft_model.guess(history, length)
 
     def _drop_draft(self) -> None:
         """Forget the draft tokens the cache holds past the text."""

@@ -16,12 +16,26 @@ where they cost 1.0–1.1, a draft pays from about one right guess in ten).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
 
 MAX_DRAFT = 8
 MIN_ACCEPTANCE = 0.05  # below it nothing pays: even a free pass would rarely save one
 REST_TOKENS = 24
 MEMORY = 0.8  # weight of what earlier measurements said against the latest one
+
+
+class Guesser(Protocol):
+    """What guesses a text's next tokens for the model to check: a draft model."""
+
+    name: str
+
+    def guess(self, history: Sequence[int] | np.ndarray, count: int) -> list[int]:
+        """Up to `count` tokens likely to follow `history`."""
+        ...
 
 
 def _fade(old: float | None, new: float) -> float:
