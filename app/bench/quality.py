@@ -37,6 +37,7 @@ import numpy as np
 
 from app.bench.common import STANDIN_DIR, STANDIN_TEXT, machine_description
 from app.engine.errors import GhostpenError, user_message
+from models.quality_gate import log_softmax
 from models.smoothing import NORM_CONSUMERS, SMOOTH_ALPHA, rescale_channels
 
 if TYPE_CHECKING:
@@ -76,14 +77,6 @@ def token_windows(ids: Sequence[int], window: int = WINDOW) -> list[np.ndarray]:
     token predicts nothing and is dropped)."""
     pieces = [np.asarray(ids[i:i + window], np.int64) for i in range(0, len(ids), window)]
     return [piece for piece in pieces if len(piece) >= 2]
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    # [..., V] -> [..., V], in fp32 whatever the model computed in
-    x = logits.astype(np.float32, copy=False)
-    shifted = x - x.max(-1, keepdims=True)  # a new array: never the runner's logits buffer
-    shifted -= np.log(np.exp(shifted).sum(-1, keepdims=True))
-    return shifted
 
 
 def window_log_probs(runner: Runner[Any], cache: TokenCache, window: np.ndarray) -> np.ndarray:

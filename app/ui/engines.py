@@ -34,14 +34,15 @@ DRAFT_MIN_PARAMS = 600_000_000  # the model's size from which a draft is looked 
 DRAFT_MAX_SHARE = 0.2  # the draft's size at most this share of the model's
 
 
-def installed_models(root: Path | None = None) -> list[Path]:
-    """Usable model folders under the models dir, as the model store lists them (ours, and
-    foreign exports with their .onnx in an onnx/ subfolder too)."""
-    return [m.path for m in model_store.list_models(root) if m.usable]
+def installed_models(root: Path | None = None) -> list[model_store.InstalledModel]:
+    """Usable models under the models dir, as the model store lists them (ours, and foreign
+    exports with their .onnx in an onnx/ subfolder too)."""
+    return [m for m in model_store.list_models(root) if m.usable]
 
 
-def choose_model(preferred: str, root: Path | None = None) -> Path | None:
-    models = installed_models(root)
+def choose_model(preferred: str, models: list[model_store.InstalledModel]
+                 ) -> model_store.InstalledModel | None:
+    """The model named `preferred`, else the first installed one."""
     return next((m for m in models if m.name == preferred), models[0] if models else None)
 
 
@@ -68,9 +69,8 @@ def default_engine_factory(preferred_model: Callable[[], str]) -> EngineFactory:
         return lambda device: FakeEngine(token_delay_s=0.02)
 
     def load(device: str) -> TextEngine:
-        models = [m for m in model_store.list_models() if m.usable]
-        model = next((m for m in models if m.name == preferred_model()),
-                     models[0] if models else None)
+        models = installed_models()
+        model = choose_model(preferred_model(), models)
         if model is None:
             raise NoModelError("No model is installed yet.")
         try:
