@@ -298,6 +298,23 @@ def _install(built: Path, root: Path, name: str) -> InstalledModel:
     return model
 
 
+def name_for_precision(name: str, asked: str, made: str) -> str:
+    """The folder name for a model converted to `made` when `asked` was wanted: a name that ends
+    in the precision asked ("gpt2-int8", the default names) takes the one made ("gpt2-fp32"),
+    so that no folder says int8 while it holds fp32; any other name is the person's own."""
+    suffix = f"-{asked}"
+    if made == asked or not name.endswith(suffix):
+        return name
+    return name[: -len(suffix)] + f"-{made}"
+
+
+def installed_line(model: InstalledModel) -> str:
+    """What the person reads once a model is installed: its name and size, and, when the
+    quality gate converted a safer precision than the one asked, the line saying so and why."""
+    return " ".join(filter(None, (
+        f"Installed {model.name} ({format_bytes(model.size_bytes)}).", quality_notice(model))))
+
+
 def _unique_name(root: Path, wanted: str) -> str:
     name, n = wanted, 2
     while (root / name).exists():
@@ -330,7 +347,11 @@ def convert(src: Path, root: Path, name: str, precision: str, source: str,
                                 on_layer=on_layer, checkpoint=checkpoint)
         write_manifest(work / name, replace(manifest, source=source))
         check_cancel(cancel, cancelled)
-        return _install(work / name, root, name)
+        final = name_for_precision(name, precision, manifest.precision)
+        if final != name:  # the gate made a safer precision: the folder says which
+            final = _unique_name(root, final)
+            (work / name).rename(work / final)
+        return _install(work / final, root, final)
     except OSError as error:  # the disk: full, read-only, permissions
         raise GhostpenError(f"Could not write the converted model in {root} "
                             f"({first_line(error, 100)}); free some space and try again.") \

@@ -353,10 +353,7 @@ class ModelDialog(QDialog):
     # --- job results (GUI thread) ----------------------------------------------------------
 
     def _on_installed(self, model: InstalledModel) -> None:
-        # when the quality gate converted a safer precision, the line saying so and why
-        notice = model_store.quality_notice(model)
-        self.status.setText(" ".join(filter(None, (
-            f"Installed {model.name} ({model_store.format_bytes(model.size_bytes)}).", notice))))
+        self.status.setText(model_store.installed_line(model))
         self.refresh(select=model.name)
         self.model_installed.emit(model.name)
         self.models_changed.emit()

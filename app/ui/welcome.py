@@ -59,6 +59,7 @@ class WelcomeWidget(QWidget):
         self.add_button.clicked.connect(self.ask_add_folder)
         self.error = error_label(self)
         self.status = QLabel(self)
+        self.status.setWordWrap(True)  # the quality gate's notice is a long line
         self.status.setAccessibleName("Status")
         self.jobs.installed.connect(self._on_installed)
         self.jobs.failed.connect(self._on_failed)
@@ -96,7 +97,7 @@ class WelcomeWidget(QWidget):
         self.status.clear()
 
     def _on_installed(self, model: InstalledModel) -> None:
-        self.status.setText(f"Installed {model.name}.")
+        self.status.setText(model_store.installed_line(model))
         self.model_chosen.emit(model.name)
 
     def _on_failed(self, message: str) -> None:

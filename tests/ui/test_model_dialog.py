@@ -276,6 +276,20 @@ def test_when_the_gate_changes_the_precision_the_notice_says_why(
     assert re.fullmatch(r"Installed \S+ \(.+\)\. int8 strayed too far from fp32 on the "
                         r"built-in text \(.+\); converted to fp32 instead\.", notice), notice
     assert "converted to fp32 instead" in tooltip(dialog, dialog.models()[0].name)
+    # the folder is named for what it holds, not for what was asked
+    assert [model.name for model in dialog.models()] == [f"{STANDIN_DIR.name}-fp32"]
+
+
+@needs_standin
+def test_the_welcome_says_when_the_gate_changed_the_precision(
+        qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(quality_gate.LIMITS, "int8", quality_gate.Limits(1e-9, 1.0))
+    welcome = WelcomeDialog(providers=CPU)
+    qtbot.addWidget(welcome)
+    with qtbot.waitSignal(welcome.model_chosen, timeout=JOB_TIMEOUT_MS) as chosen:
+        assert welcome.welcome.start_add_folder(STANDIN_DIR)
+    assert chosen.args == [f"{STANDIN_DIR.name}-fp32"]
+    assert welcome.welcome.status.text().endswith("; converted to fp32 instead.")
 
 
 def test_welcome_offers_exactly_download_and_add(qtbot: QtBot, hub: FakeHub) -> None:
