@@ -18,10 +18,13 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
 
 from app.engine.errors import GhostpenError, ModelLoadError, first_line
 from app.engine.model_files import MANIFEST, read_manifest, write_manifest
@@ -75,6 +78,11 @@ class TaskProgress:
 ProgressCallback = Callable[[TaskProgress], None]
 
 WORK_PREFIX = ".ghostpen-work-"
+# Held while a job works in its folder; the system lets go of it when the process ends, however
+# it ends, so a folder whose lock is free was left by a job that will never finish.
+WORK_LOCK = ".ghostpen-work.lock"
+# A work folder with no lock file yet may be one another window has only just made.
+LOCKLESS_WORK_GRACE_S = 600.0
 ORIGIN_FILE = ".ghostpen-origin.json"  # source of a copied foreign export (it has no manifest)
 # Weights of other frameworks found beside an ONNX export: never loaded, not worth copying.
 _SKIP_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".tflite", ".ot",
@@ -260,9 +268,48 @@ def find_model(name: str, root: Path | None = None) -> InstalledModel | None:
     return next((m for m in list_models(root) if m.name == name), None)
 
 
-def _work_dir(root: Path) -> Path:
+@contextlib.contextmanager
+def _work_folder(root: Path) -> Iterator[Path]:
+    """A folder in `root` (so that installing is a rename) for a job's half-made files, locked
+    while the job runs and removed when it ends. Folders that killed jobs left behind (a kill
+    during a conversion left up to a model's size) go first."""
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
+    remove_abandoned_work(root)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
+    lock = FileLock(work / WORK_LOCK)
+    try:
+        with lock:
+            yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_abandoned_work(root: Path) -> list[Path]:
+    """Remove the work folders in `root` whose job has ended without cleaning up (its process was
+    killed, or the machine went down); a folder whose lock another process, or another job of
+    this one, holds is in use and stays. Returns the folders removed."""
+    removed = []
+    for work in root.glob(WORK_PREFIX + "*"):
+        if not work.is_dir():
+            continue
+        lock_file = work / WORK_LOCK
+        if lock_file.exists():
+            probe = FileLock(lock_file, timeout=0)
+            try:
+                probe.acquire()
+            except (Timeout, OSError):  # a job is working in it, or it is not ours to judge
+                continue
+            probe.release()
+        else:  # made before locks, or a moment ago and not locked yet
+            try:
+                if time.time() - work.stat().st_mtime < LOCKLESS_WORK_GRACE_S:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            removed.append(work)
+    return removed
 
 
 def remove(name: str, root: Path | None = None) -> None:
@@ -271,25 +318,22 @@ def remove(name: str, root: Path | None = None) -> None:
     model = find_model(name, root)
     if model is None:
         raise GhostpenError(f"There is no model called {name!r} in {root}.")
-    work = _work_dir(root)
-    try:
-        model.path.rename(work / model.path.name)
-    except OSError as error:
-        shutil.rmtree(work, ignore_errors=True)
-        reason = first_line(error.strerror or error, 160)
-        raise GhostpenError(f"Could not remove {name} ({reason}); close whatever uses its "
-                            "files and try again.") from error
-    shutil.rmtree(work, ignore_errors=True)
+    with _work_folder(root) as work:
+        try:
+            model.path.rename(work / model.path.name)
+        except OSError as error:
+            reason = first_line(error.strerror or error, 160)
+            raise GhostpenError(f"Could not remove {name} ({reason}); close whatever uses its "
+                                "files and try again.") from error
 
 
 def _install(built: Path, root: Path, name: str) -> InstalledModel:
     """Move a finished folder into place as root/name, replacing what was there."""
     final = root / name
     if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
-        final.rename(old / name)
-        built.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        with _work_folder(root) as old:
+            final.rename(old / name)
+            built.rename(final)
     else:
         built.rename(final)
     model = describe(final)
@@ -340,24 +384,22 @@ def convert(src: Path, root: Path, name: str, precision: str, source: str,
         check_cancel(cancel, cancelled)
         progress(TaskProgress("convert", f"Converting to {precision}", done, total))
 
-    work = _work_dir(root)
     try:
-        progress(TaskProgress("convert", f"Converting to {precision}"))
-        manifest = export_model(src, work / name, precision, check=False, progress=report,
-                                on_layer=on_layer, checkpoint=checkpoint)
-        write_manifest(work / name, replace(manifest, source=source))
-        check_cancel(cancel, cancelled)
-        final = name_for_precision(name, precision, manifest.precision)
-        if final != name:  # the gate made a safer precision: the folder says which
-            final = _unique_name(root, final)
-            (work / name).rename(work / final)
-        return _install(work / final, root, final)
+        with _work_folder(root) as work:
+            progress(TaskProgress("convert", f"Converting to {precision}"))
+            manifest = export_model(src, work / name, precision, check=False, progress=report,
+                                    on_layer=on_layer, checkpoint=checkpoint)
+            write_manifest(work / name, replace(manifest, source=source))
+            check_cancel(cancel, cancelled)
+            final = name_for_precision(name, precision, manifest.precision)
+            if final != name:  # the gate made a safer precision: the folder says which
+                final = _unique_name(root, final)
+                (work / name).rename(work / final)
+            return _install(work / final, root, final)
     except OSError as error:  # the disk: full, read-only, permissions
         raise GhostpenError(f"Could not write the converted model in {root} "
                             f"({first_line(error, 100)}); free some space and try again.") \
             from error
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _copy_tree(src: Path, dst: Path, files: list[Path], progress: ProgressCallback,
@@ -426,24 +468,24 @@ def add_from_folder(src: Path, precision: str | None = None,
         raise ModelLoadError(f"{src} holds neither a model nor a checkpoint.")
 
     target = _unique_name(root, safe_name(name or src.name))
-    work = _work_dir(root)
     try:
-        _copy_tree(src, work / target, files, progress, cancel)
-        if kind == "ours":
-            # every file arrived whole and sound; the stamp this leaves makes the first load fast
-            try:
-                read_manifest(work / target, verify_hashes=True)
-            except ModelLoadError as error:  # name the person's file, not the copy's
-                raise ModelLoadError(str(error).replace(str(work / target), str(src))) from error
-        else:
-            (work / target / ORIGIN_FILE).write_text(
-                json.dumps({"source": str(src.resolve())}), "utf-8")
-        check_cancel(cancel)
-        return _install(work / target, root, target)
+        with _work_folder(root) as work:
+            _copy_tree(src, work / target, files, progress, cancel)
+            if kind == "ours":
+                # every file arrived whole and sound; the stamp this leaves makes the first load
+                # fast
+                try:
+                    read_manifest(work / target, verify_hashes=True)
+                except ModelLoadError as error:  # name the person's file, not the copy's
+                    raise ModelLoadError(
+                        str(error).replace(str(work / target), str(src))) from error
+            else:
+                (work / target / ORIGIN_FILE).write_text(
+                    json.dumps({"source": str(src.resolve())}), "utf-8")
+            check_cancel(cancel)
+            return _install(work / target, root, target)
     except OSError as error:
         raise GhostpenError(f"Could not copy {src} ({first_line(error, 160)}).") from error
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _export_checkpoint(src: Path, progress: ProgressCallback

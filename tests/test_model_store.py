@@ -4,8 +4,12 @@ removed (downloads: tests/test_hub_download.py)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +214,53 @@ def test_the_store_and_the_download_are_headless_and_offline_at_import(module: s
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# A job in the models folder that gets as far as its half-made files, then waits to be killed.
+HALF_DONE_JOB = """
+import sys, time
+from pathlib import Path
+from app import model_store
+with model_store._work_folder(Path(sys.argv[1])) as work:
+    (work / "model.onnx.data").write_bytes(bytes(1 << 20))
+    print(work, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_what_a_killed_job_left_goes_and_a_running_jobs_folder_stays(
+        tiny_model: Path, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    jobs = [subprocess.Popen([sys.executable, "-c", HALF_DONE_JOB, str(root)],
+                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        killed, running = (Path(job.stdout.readline().strip()) for job in jobs)  # type: ignore
+        jobs[0].kill()  # SIGKILL: no finally, no clean-up of its own
+        jobs[0].wait()
+        assert killed.exists() and running.exists()
+
+        assert model_store.remove_abandoned_work(root) == [killed]
+        assert not killed.exists() and running.exists()
+        with model_store._work_folder(root) as own:  # this process's own job is in use too
+            assert model_store.remove_abandoned_work(root) == []
+            assert own.exists() and running.exists()
+    finally:
+        for job in jobs:
+            job.kill()
+            job.communicate()  # and closes its pipe
+    # the next job clears what the second left; the model it adds is all that remains
+    model = model_store.add_from_folder(tiny_model, root=root)
+    assert leftovers(root) == [model.name]
+
+
+def test_a_work_folder_without_a_lock_goes_only_once_it_is_old(tmp_path: Path) -> None:
+    """Folders from before the lock, or one another window made a moment ago and is locking."""
+    root = tmp_path / "models"
+    old, new = root / (model_store.WORK_PREFIX + "old"), root / (model_store.WORK_PREFIX + "new")
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx.data").write_bytes(b"half")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert model_store.remove_abandoned_work(root) == [old]
+    assert leftovers(root) == [new.name]

@@ -19,9 +19,9 @@ from types import TracebackType
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app import LAUNCHED_AT
+from app import LAUNCHED_AT, model_store
 from app.engine.errors import GhostpenError, first_line, user_message
-from app.paths import log_path
+from app.paths import log_path, models_dir
 
 log = logging.getLogger("app")
 
@@ -61,6 +61,10 @@ def run_gui(args: list[str]) -> int:
     window = MainWindow(Settings())
     app.aboutToQuit.connect(lambda: window.shutdown(keep_unsaved=True))  # no-op after a close
     window.show()
+    # What killed downloads / conversions left in the models folder (up to a model's size), off
+    # the GUI thread: deleting gigabytes takes a while.
+    threading.Thread(target=model_store.remove_abandoned_work, args=(models_dir(),),
+                     name="remove-abandoned-work", daemon=True).start()
     if options.file is not None:
         window.document.open(options.file)
     if options.smoke_test:  # build_installer.py --smoke: show the window for a second, quit
