@@ -13,7 +13,7 @@ from app.engine.generator import Generator, ScoreProgress
 from app.engine.loader import Runner, load_runner
 from app.engine.model_files import MANIFEST, read_manifest
 from app.engine.sampling_params import SamplingParams
-from app.engine.scoring import TokenScore
+from app.engine.scoring import ScoreTable
 from app.engine.tokenizer import GPT2_TOKENIZER_DIR, Tokenizer
 
 
@@ -56,7 +56,7 @@ class Engine:
             return self.generator.candidates(self.tokenizer.encode(prompt), params, top_n)
 
     def score(self, text: str, cancel: threading.Event | None = None,
-              progress: ScoreProgress | None = None) -> list[TokenScore]:
+              progress: ScoreProgress | None = None) -> ScoreTable:
         with self._lock:
             return self.generator.score(self.tokenizer.encode(text), cancel, progress)
 

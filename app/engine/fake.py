@@ -22,7 +22,7 @@ from app.engine.events import (
 )
 from app.engine.generator import common_prefix_length, decoded_pieces
 from app.engine.sampling_params import SamplingParams
-from app.engine.scoring import TokenScore
+from app.engine.scoring import ScoreTable, TokenScore
 from app.engine.tokenizer import ByteTokenizer
 
 _ALPHABET = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [" "]
@@ -112,7 +112,7 @@ class FakeEngine:
         ]
 
     def score(self, text: str, cancel: threading.Event | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[TokenScore]:
+              progress: Callable[[int, int], None] | None = None) -> ScoreTable:
         """One token per byte, ranked by a fixed rule rather than a model, so each GLTR bucket
         has its own kind of character: a lowercase letter or a space is the first choice,
         a capital ranks 50, a digit or punctuation 500, anything else (a line break, bytes of
@@ -137,7 +137,7 @@ class FakeEngine:
             if progress is not None:
                 progress(len(scores), len(ids))
         self._scored = scores
-        return list(scores)
+        return ScoreTable.of_scores(scores, self._tokenizer.token_text, len(alternatives))
 
     def close(self) -> None:
         pass

@@ -34,7 +34,7 @@ from app.engine.sampling import (
     top_alternatives,
 )
 from app.engine.sampling_params import SamplingParams
-from app.engine.scoring import TokenScore, rank_tokens
+from app.engine.scoring import ScoreTable, rank_tokens
 from app.engine.speculation import AcceptanceRate, Guesser, PassTimes
 from app.engine.tokenizer import IncrementalDecoder, Tokenizer
 
@@ -124,7 +124,7 @@ class Generator(Generic[CacheT]):
         # The last score() call's tokens and their scores (a prefix when it was cancelled):
         # the next call keeps the scores of the tokens the two texts share.
         self._scored_ids: list[int] = []
-        self._scores: list[TokenScore] = []
+        self._scores = ScoreTable.empty(self.tokenizer.token_text)
         self._start_logits: np.ndarray | None = None  # [V] after <|endoftext|> alone
         # Speculative decoding while generating: draft tokens the cache holds past row 0's
         # `tokens`, with the logits after each ([len(draft), V]), guessed by prompt lookup
@@ -519,7 +519,7 @@ class Generator(Generic[CacheT]):
 
     # -- the surprise lens -------------------------------------------------------------------
     def score(self, ids: Sequence[int], cancel: threading.Event | None = None,
-              progress: ScoreProgress | None = None) -> list[TokenScore]:
+              progress: ScoreProgress | None = None) -> ScoreTable:
         """How likely the model found each token of `ids` where it stands; when cancelled, the
         scores of a prefix (the next call goes on from there).
 
@@ -531,34 +531,33 @@ class Generator(Generic[CacheT]):
         """
         ids = list(ids)
         pieces = decoded_pieces(self.tokenizer, ids)
-        offsets = [0]
-        for piece in pieces:
-            offsets.append(offsets[-1] + len(piece))
+        offsets = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum([len(piece) for piece in pieces], out=offsets[1:])
         known = common_prefix_length(self._scored_ids, ids) if self.reuse_prefix else 0
-        scores = self._scores[:known]
+        # A table per chunk, joined once at the end: no object per token (see ScoreTable).
+        parts = [self._scores[:known]]
+        scored = known
 
         def add(logits: np.ndarray, first: int) -> None:
             """Score ids[first : first + len(logits)] from their logits [S, V]."""
-            targets = ids[first : first + len(logits)]
-            p, ranks, top_ids, top_p = rank_tokens(logits, targets)
-            for row, token in enumerate(targets):
-                i = first + row
-                top = tuple((t, self.tokenizer.token_text(t), q)
-                            for t, q in zip(top_ids[row].tolist(), top_p[row].tolist(),
-                                            strict=True))
-                scores.append(TokenScore(token, pieces[i], offsets[i], offsets[i + 1],
-                                         float(p[row]), int(ranks[row]), top))
+            nonlocal scored
+            end = first + len(logits)
+            p, ranks, top_ids, top_p = rank_tokens(logits, ids[first:end])
+            parts.append(ScoreTable(np.array(ids[first:end], np.int64), pieces[first:end],
+                                    offsets[first:end], offsets[first + 1 : end + 1], p, ranks,
+                                    top_ids, top_p, self.tokenizer.token_text))
+            scored = end
             if progress is not None:
-                progress(len(scores), len(ids))
+                progress(scored, len(ids))
 
         def cancelled() -> bool:
             return cancel is not None and cancel.is_set()
 
         try:
-            if ids and not scores and not cancelled():
+            if ids and not scored and not cancelled():
                 add(self._first_token_logits()[None, :], 0)
-            while len(scores) < len(ids) and not cancelled():
-                first = len(scores)
+            while scored < len(ids) and not cancelled():
+                first = scored
                 window = score_window_start(first, self.n_ctx)
                 end = min(window + self.n_ctx, len(ids))  # this window scores [first, end)
                 if not self._hold(ids[window : first - 1], cancel):
@@ -569,8 +568,8 @@ class Generator(Generic[CacheT]):
                     chunk = ids[start : min(start + PREFILL_CHUNK, end - 1)]
                     add(self._all_logits(chunk), start + 1)
         finally:
-            self._scored_ids, self._scores = ids[: len(scores)], scores
-        return list(scores)
+            self._scored_ids, self._scores = ids[:scored], ScoreTable.joined(parts)
+        return self._scores
 
     def _first_token_logits(self) -> np.ndarray:
         if self._start_logits is None:

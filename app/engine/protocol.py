@@ -8,7 +8,7 @@ from typing import Protocol
 
 from app.engine.events import Candidate, EngineInfo, GenerationStats, Suggestion, TokenEvent
 from app.engine.sampling_params import SamplingParams
-from app.engine.scoring import TokenScore
+from app.engine.scoring import ScoreTable
 
 
 class TextEngine(Protocol):
@@ -54,7 +54,7 @@ class TextEngine(Protocol):
         ...
 
     def score(self, text: str, cancel: threading.Event | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[TokenScore]:
+              progress: Callable[[int, int], None] | None = None) -> ScoreTable:
         """Every token of `text` with its probability, rank and the model's top alternatives
         where it stands, and its character offsets in `text`; `progress(scored, total)` after
         each chunk. Returns between chunks once `cancel` is set, with the scores of a prefix.

@@ -55,6 +55,10 @@ except ImportError:  # pragma: no cover - older Qt: the accessible description s
 COLUMN_CHARS = 78  # a comfortable line length; wider windows get side margins instead
 HOVER_DELAY_MS = 250
 HIDE_DELAY_MS = 400
+# Token Colours marks the tokens on screen and this many characters, at least half a screen,
+# either side: Qt's paint walks every mark for every paragraph it draws, and a 20,000-token
+# generation marked whole made each repaint ~50 ms. Scrolling further marks the part on show.
+TOKEN_MARK_MARGIN_CHARS = 1000
 DESCRIPTION = (
     "The text you are writing. Ctrl+Enter lets the model continue it at the cursor. After a "
     "pause in typing, a suggestion may follow the cursor in grey: Tab accepts it, Ctrl+Right "
@@ -105,6 +109,7 @@ class Editor(QPlainTextEdit):
         # neither hides the other where no match is.
         self._find_marks: list[QTextEdit.ExtraSelection] = []
         self._shown_marks: list[QTextEdit.ExtraSelection] = []
+        self._token_marked = (0, 0)  # the document range [start, end) Token Colours marks
         self.revision = 0  # edits so far; only ever grows (an undo is an edit too)
         self._ghost: GhostText | None = None
         self._ghost_edit = False  # an edit of our own that keeps the ghost text
@@ -119,6 +124,7 @@ class Editor(QPlainTextEdit):
 
         self._repaint_marks = QTimer(self, singleShot=True, interval=30)
         self._repaint_marks.timeout.connect(self.refresh_marks)
+        self.verticalScrollBar().valueChanged.connect(self._follow_view)
 
         self.popup = TokenPopup(self)
         self.popup.chosen.connect(self._on_alternative_chosen)
@@ -312,7 +318,13 @@ class Editor(QPlainTextEdit):
         palette = self.palette()
         selections: list[QTextEdit.ExtraSelection] = []
         if self._token_view:
-            for span in self._spans:
+            first, last = self._view()
+            margin = max(TOKEN_MARK_MARGIN_CHARS, (last - first) // 2)
+            self._token_marked = (max(0, first - margin), last + margin)
+            lo = bisect.bisect_right(self._spans, self._token_marked[0], key=lambda s: s.end)
+            for span in self._spans[lo:]:
+                if span.start >= self._token_marked[1]:
+                    break
                 selections.append(self._selection(span.start, span.end,
                                                   probability_colour(span.event.p, palette)))
         else:
@@ -329,6 +341,22 @@ class Editor(QPlainTextEdit):
                 selections.append(self._selection(run[0], run[1], wash))
         self._shown_marks = selections
         self.setExtraSelections(selections + self._find_marks)
+
+    def _view(self) -> tuple[int, int]:
+        """The document positions [start, end) of the text on screen."""
+        viewport = self.viewport()
+        corner = QPoint(viewport.width() - 1, viewport.height() - 1)
+        return (self.cursorForPosition(QPoint(0, 0)).position(),
+                self.cursorForPosition(corner).position())
+
+    def _follow_view(self) -> None:
+        """Token Colours: mark the part on screen once a scroll or a resize brought unmarked
+        tokens in."""
+        if not self._token_view or self._lens_marks:
+            return
+        first, last = self._view()
+        if first < self._token_marked[0] or last > self._token_marked[1]:
+            self.refresh_marks()
 
     def _selection(self, start: int, end: int, colour: QColor) -> QTextEdit.ExtraSelection:
         selection = QTextEdit.ExtraSelection()
@@ -492,6 +520,7 @@ class Editor(QPlainTextEdit):
         super().resizeEvent(event)
         self._update_margins()
         self._place_badge()
+        self._follow_view()
 
     def changeEvent(self, event: object) -> None:
         super().changeEvent(event)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPoint, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QPoint, QSignalBlocker, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -36,7 +36,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTextEdit, QToolButton, QToolTip, QWidget
 
-from app.engine.scoring import RANK_BUCKETS, TokenScore, is_word, perplexity, repeated_runs
+from app.engine.scoring import (
+    RANK_BUCKETS,
+    ScoreTable,
+    TokenScore,
+    is_word,
+    probabilities_perplexity,
+    repeated_runs,
+)
 from app.ui.editor import Editor
 from app.ui.generation import GenerationController
 from app.ui.theme import is_dark, probability_colour
@@ -55,10 +62,15 @@ VISIBLE_FIRST_MARGIN = 2000
 # view, so that scrolling a little shows coloured text at once; scrolling further marks the part
 # then on show.
 MARK_MARGIN_CHARS = 1000
+# After the first pass is on show, the rest is asked for this much later: the worker begins by
+# reading the whole text in Python (~70 ms for 20,000 words), and the window's repaint with the
+# first colours (10-25 ms), meanwhile waiting for the GIL at each call into Python, took 55 ms.
+REST_AFTER_FIRST_MS = 100
 # GLTR's colours, as hues: top 10 green, top 100 yellow, top 1000 red, beyond purple.
 RANK_HUES = (110, 50, 5, 285)
 RANK_LABELS = ("top 10", "top 100", "top 1000", "beyond")
 PROBABILITY_STEPS = 20  # probability colours are rounded to this many steps of sqrt(p)
+PROGRESS_WIDEST = "Scoring 100 %"
 
 
 def rank_colour(bucket: int, palette: QPalette) -> QColor:
@@ -103,45 +115,48 @@ class PlacedTokens:
     that following a keystroke or marking the part on screen costs microseconds however long
     the document is."""
 
-    scores: list[TokenScore]
+    table: ScoreTable
     starts: np.ndarray  # int64 document positions
     ends: np.ndarray
-    ranks: np.ndarray  # int64
-    probabilities: np.ndarray  # float64
     leads: np.ndarray  # int64: white space before the token's first visible character
     blanks: np.ndarray  # bool: the token is all white space
 
     @staticmethod
     def empty() -> PlacedTokens:
-        return PlacedTokens.of([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+        # No alternative of an empty table is ever read: any id-to-text will do.
+        return PlacedTokens.of(ScoreTable.empty(str), np.zeros(0, np.int64),
+                               np.zeros(0, np.int64))
 
     @staticmethod
-    def of(scores: list[TokenScore], starts: np.ndarray, ends: np.ndarray) -> PlacedTokens:
-        n = len(scores)
-        leads = np.fromiter((len(s.text) - len(s.text.lstrip()) for s in scores), np.int64, n)
-        return PlacedTokens(scores, starts, ends,
-                            np.fromiter((s.rank for s in scores), np.int64, n),
-                            np.fromiter((s.p for s in scores), np.float64, n),
-                            leads, np.fromiter((not s.text.strip() for s in scores), bool, n))
+    def of(table: ScoreTable, starts: np.ndarray, ends: np.ndarray) -> PlacedTokens:
+        n = len(table)
+        leads = np.fromiter((len(t) - len(t.lstrip()) for t in table.texts), np.int64, n)
+        blanks = np.fromiter((not t.strip() for t in table.texts), bool, n)
+        return PlacedTokens(table, starts, ends, leads, blanks)
 
     def __len__(self) -> int:
-        return len(self.scores)
+        return len(self.table)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        return self.table.ranks
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        # float64, as a TokenScore's p reads: the colour steps are rounded from it.
+        return self.table.probabilities.astype(np.float64)
 
     def take(self, indices: np.ndarray) -> PlacedTokens:
-        return PlacedTokens([self.scores[i] for i in indices], self.starts[indices],
-                            self.ends[indices], self.ranks[indices], self.probabilities[indices],
+        return PlacedTokens(self.table.take(indices), self.starts[indices], self.ends[indices],
                             self.leads[indices], self.blanks[indices])
 
     def moved(self, starts: np.ndarray, ends: np.ndarray) -> PlacedTokens:
-        return PlacedTokens(self.scores, starts, ends, self.ranks, self.probabilities,
-                            self.leads, self.blanks)
+        return PlacedTokens(self.table, starts, ends, self.leads, self.blanks)
 
     def joined(self, other: PlacedTokens) -> PlacedTokens:
-        return PlacedTokens(self.scores + other.scores,
+        return PlacedTokens(ScoreTable.joined([self.table, other.table]),
                             *(np.concatenate([a, b]) for a, b in (
                                 (self.starts, other.starts), (self.ends, other.ends),
-                                (self.ranks, other.ranks),
-                                (self.probabilities, other.probabilities),
                                 (self.leads, other.leads), (self.blanks, other.blanks))))
 
     def colour_keys(self, by_probability: bool) -> np.ndarray:
@@ -161,23 +176,22 @@ class Placement:
     repeats: list[tuple[int, int]]  # document positions [start, end)
 
 
-def place_scores(text: str, scores: list[TokenScore], shown: PlacedTokens,
+def place_scores(text: str, scores: ScoreTable, shown: PlacedTokens,
                  prefix_end: int) -> Placement:
     """The scores of `text` placed in the document, with the document's perplexity and its
     repeated passages. A first pass (prefix_end >= 0: it scored text[:prefix_end]) keeps the
     tokens of `shown` past it on show until the second pass. Pure, and per token: run on the
     placing thread."""
     positions = document_positions(text)
-    offsets = np.fromiter((i for s in scores for i in (s.start, s.end)), np.int64, 2 * len(scores))
-    tokens = PlacedTokens.of(scores, positions[offsets[0::2]], positions[offsets[1::2]])
+    tokens = PlacedTokens.of(scores, positions[scores.starts], positions[scores.ends])
     if prefix_end >= 0:
         tokens = tokens.joined(shown.take(np.flatnonzero(shown.starts >= positions[prefix_end])))
-    runs = repeated_runs([s.token_id for s in tokens.scores],
-                         [is_word(s.text) for s in tokens.scores])
+    words = np.fromiter((is_word(t) for t in tokens.table.texts), bool, len(tokens))
+    runs = repeated_runs(tokens.table.token_ids, words)
     # Underline from the first visible character: not the space before a word.
     repeats = [(int(tokens.starts[first] + tokens.leads[first]), int(tokens.ends[last - 1]))
                for first, last in runs]
-    return Placement(tokens, perplexity(tokens.scores), repeats)
+    return Placement(tokens, probabilities_perplexity(tokens.table.probabilities), repeats)
 
 
 def _placing_pool() -> ThreadPoolExecutor:
@@ -232,10 +246,25 @@ class LensLegend(QWidget):
                                          "is more predictable")
         self.perplexity_label.setContentsMargins(8, 0, 0, 0)
         layout.addWidget(self.perplexity_label)
+        # Of a fixed size, and kept in place while empty: its text changes ten times a second
+        # while scoring, and a label that may change size (or come and go) has the whole
+        # window laid out again each time (the main window moves its docks and toolbars and
+        # repaints itself: up to 70 ms of the GUI thread on a busy 2-core VM, 2026-12-02).
         self.progress_label = QLabel(self)
         self.progress_label.setAccessibleName("Lens progress")
         layout.addWidget(self.progress_label)
+        self._fit_progress_label()
         self.paint_swatches()
+
+    def show_progress(self, text: str) -> None:
+        """"Scoring 40 %", or "" for none."""
+        if text != self.progress_label.text():
+            self.progress_label.setText(text)
+
+    def _fit_progress_label(self) -> None:
+        metrics = self.progress_label.fontMetrics()
+        self.progress_label.setFixedSize(metrics.horizontalAdvance(PROGRESS_WIDEST) + 4,
+                                         metrics.height())
 
     def by_probability(self) -> bool:
         return self.mode_button.isChecked()
@@ -270,6 +299,8 @@ class LensLegend(QWidget):
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange:
             self.paint_swatches()
+        elif event.type() == QEvent.Type.FontChange:
+            self._fit_progress_label()
 
 
 class SurpriseLens(QObject):
@@ -347,9 +378,9 @@ class SurpriseLens(QObject):
         self._waiting = False
         self._tokens = PlacedTokens.empty()
         self._repeats, self._perplexity = [], None
-        self.legend.progress_label.clear()
+        self.legend.show_progress("")
         self.legend.perplexity_label.clear()
-        self._editor.set_lens_marks([])
+        self._show_marks([])
 
     def request(self) -> None:
         """Score the document now (the engine runs only what changed since the last time)."""
@@ -404,18 +435,18 @@ class SurpriseLens(QObject):
 
     def _on_progress(self, request_id: int, done: int, total: int) -> None:
         if request_id == self._request_id and self._on and done < total:
-            self.legend.progress_label.setText(f"Scoring {100 * done // max(total, 1)} %")
+            self.legend.show_progress(f"Scoring {100 * done // max(total, 1)} %")
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request_id:
             self._waiting = False
-            self.legend.progress_label.clear()
+            self.legend.show_progress("")
             self.message.emit(message)
 
-    def _on_scores(self, request_id: int, scores: list[TokenScore]) -> None:
+    def _on_scores(self, request_id: int, scores: ScoreTable) -> None:
         if request_id != self._request_id or not self._on:
             return
-        self.legend.progress_label.clear()
+        self.legend.show_progress("")
         if self._editor.revision != self._request_revision:
             self._timer.start()  # edited meanwhile: these offsets are stale; score again
             return
@@ -425,12 +456,8 @@ class SurpriseLens(QObject):
         self._placing_request = request_id if prefix_end < 0 else 0
         _placing_pool().submit(self._place, self._placing, text, scores, self._tokens,
                                prefix_end)
-        if prefix_end >= 0:
-            # The first pass: the rest is scored while it is placed (the earlier scores past
-            # it stay on show until then).
-            self._request_id = self._worker.score(text)
 
-    def _place(self, placing: int, text: str, scores: list[TokenScore], shown: PlacedTokens,
+    def _place(self, placing: int, text: str, scores: ScoreTable, shown: PlacedTokens,
                prefix_end: int) -> None:
         """On the placing thread: place the scores and hand them to the GUI thread."""
         placement: Placement | None = None
@@ -457,12 +484,27 @@ class SurpriseLens(QObject):
         self._tokens, self._perplexity = placement.tokens, placement.perplexity
         self._repeats = placement.repeats
         self._paint()
-        self._show_perplexity()
+        # The perplexity in a later turn of the event loop, the window's repaint with the new
+        # marks (10-25 ms) being a step of its own rather than one long stall with this.
+        QTimer.singleShot(0, self, lambda: self._show_placed(placing))
+        if self._placing_request == 0:
+            # The first pass is on show; the rest once it is painted (the earlier scores past
+            # it stay on show until then).
+            QTimer.singleShot(REST_AFTER_FIRST_MS, self, lambda: self._score_rest(placing))
+
+    def _show_placed(self, placing: int) -> None:
+        if placing == self._placing and self._on:
+            self._show_perplexity()
+
+    def _score_rest(self, placing: int) -> None:
+        if (placing == self._placing and self._on
+                and self._editor.revision == self._request_revision):
+            self._request_id = self._worker.score(self._editor.toPlainText())
 
     def scores(self) -> list[PlacedScore]:
         tokens = self._tokens
         return [PlacedScore(int(a), int(b), s)
-                for a, b, s in zip(tokens.starts, tokens.ends, tokens.scores, strict=True)]
+                for a, b, s in zip(tokens.starts, tokens.ends, tokens.table, strict=True)]
 
     def repeats(self) -> list[tuple[int, int]]:
         return list(self._repeats)
@@ -518,8 +560,18 @@ class SurpriseLens(QObject):
         underline.setUnderlineColor(palette.color(QPalette.ColorRole.Text))
         runs.extend((start, end, underline) for start, end in self._repeats
                     if end > self._marked[0] and start < self._marked[1])
-        marks = self._marks(runs)
-        self._editor.set_lens_marks(marks)
+        self._show_marks(self._marks(runs))
+
+    def _show_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
+        """Hand the marks to the editor, its signals held meanwhile: Qt asks for a repaint of
+        each mark on screen that changed, and each request called into Python (the editor's
+        updateRequest slot), waiting for the GIL every time another thread ran Python (while
+        placing or scoring); the repaints themselves still happen."""
+        blocker = QSignalBlocker(self._editor)
+        try:
+            self._editor.set_lens_marks(marks)
+        finally:
+            blocker.unblock()
 
     def _marks(self, runs: list[tuple[int, int, QTextCharFormat]]
                ) -> list[QTextEdit.ExtraSelection]:
@@ -544,7 +596,7 @@ class SurpriseLens(QObject):
         tokens = self._tokens
         i = int(np.searchsorted(tokens.starts, position, side="right")) - 1
         if i >= 0 and tokens.starts[i] <= position < tokens.ends[i]:
-            return PlacedScore(int(tokens.starts[i]), int(tokens.ends[i]), tokens.scores[i])
+            return PlacedScore(int(tokens.starts[i]), int(tokens.ends[i]), tokens.table[i])
         return None
 
     def tooltip_at(self, position: int) -> str:
@@ -569,8 +621,9 @@ class SurpriseLens(QObject):
         tokens = self._tokens
         first = int(np.searchsorted(tokens.starts, start))
         last = int(np.searchsorted(tokens.starts, end))
-        paragraph = [s for s in tokens.scores[first:last] if s.text.strip()]
-        return self._perplexity, perplexity(paragraph)
+        shown = ~tokens.blanks[first:last]
+        return self._perplexity, probabilities_perplexity(
+            tokens.table.probabilities[first:last][shown])
 
     def _show_perplexity(self) -> None:
         if not self._on or not len(self._tokens):

@@ -91,7 +91,7 @@ class EngineWorker(QThread):
     action_finished = Signal(int, object)  # request id, GenerationStats, also when stopped
     action_failed = Signal(int, str)  # request id, one-line message
     score_progress = Signal(int, int, int)  # request id, tokens scored, tokens in all
-    scores_ready = Signal(int, object)  # request id, list[TokenScore] (never when cancelled)
+    scores_ready = Signal(int, object)  # request id, ScoreTable (never when cancelled)
     scoring_failed = Signal(int, str)  # request id, one-line message
 
     def __init__(self, parent: QObject | None = None) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QColor, QHelpEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 from pytestqt.qtbot import QtBot
@@ -390,3 +390,31 @@ def test_a_status_message_is_not_cut_by_the_colour_key(qtbot: QtBot, window: Mai
     assert legend.perplexity_label.isVisibleTo(window)  # the figure a writer watches stays
     window.statusBar().clearMessage()
     assert all(swatch.isVisibleTo(window) for swatch in legend.swatches)
+
+
+def test_the_progress_while_scoring_does_not_lay_the_window_out_again(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    """"Scoring 40 %" changes ten times a second: a label that could change size had the
+    main window laid out and repainted each time (up to 70 ms of the GUI thread)."""
+    window = make_window(engine=lambda: FakeEngine(token_delay_s=0.001))
+    window.editor.set_text("a" * 3000)  # 3 s of scoring: dozens of progress figures
+    layouts: list[QObject] = []
+
+    class LayoutCounter(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.LayoutRequest:
+                layouts.append(watched)
+            return False
+
+    counter = LayoutCounter()
+    window.installEventFilter(counter)
+    window.statusBar().installEventFilter(counter)
+    shown: set[str] = set()
+    window.worker.score_progress.connect(
+        lambda *_: shown.add(window.lens.legend.progress_label.text()))
+    window.lens.set_enabled(True)
+    qtbot.waitUntil(lambda: len(window.lens.scores()) == 3000, timeout=10000)
+    assert len(shown) >= 15  # the figure did change, many times
+    # A few (the lens's strip coming, the progress figure shown and gone, the perplexity
+    # shown), not one or two a figure.
+    assert len(layouts) <= 16

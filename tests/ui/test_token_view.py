@@ -251,3 +251,30 @@ def test_a_click_elsewhere_closes_the_keyboard_popup(qtbot: QtBot, window: MainW
     qtbot.mouseClick(popup, Qt.MouseButton.LeftButton, pos=elsewhere)
     assert not popup.isVisible()
     assert window.editor.toPlainText() == before
+
+
+def test_a_long_generation_marks_the_tokens_on_screen_wherever_one_scrolls(
+        qtbot: QtBot, window: MainWindow) -> None:
+    """20,000 marks made every repaint ~50 ms: only the part on screen (and a margin) is
+    marked, and scrolling marks the part then on show."""
+    from app.engine.events import TokenEvent
+
+    editor = window.editor
+    editor.begin_generation(0)
+    for i in range(6000):
+        editor.append_token(TokenEvent(i, f"w{i % 7}" + ("\n" if i % 12 == 11 else " "),
+                                       0.1 + (i % 9) / 10))
+    editor.end_generation()
+    window.set_token_view(True)
+    spans = editor.tokens()
+    bar = editor.verticalScrollBar()
+    for value in (0, bar.maximum() // 2, bar.maximum()):
+        bar.setValue(value)
+        marked = {(m.cursor.selectionStart(), m.cursor.selectionEnd())
+                  for m in editor.extraSelections()}
+        assert len(marked) < len(spans) // 4
+        first = editor.cursorForPosition(QPoint(0, 0)).position()
+        corner = QPoint(editor.viewport().width() - 1, editor.viewport().height() - 1)
+        last = editor.cursorForPosition(corner).position()
+        on_screen = [(s.start, s.end) for s in spans if s.end > first and s.start < last]
+        assert on_screen and all(span in marked for span in on_screen)
