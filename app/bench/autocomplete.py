@@ -12,6 +12,11 @@ the typing pause the suggestion is on screen, now that its work starts inside th
 
 `--model FOLDER` times a model you already have instead (any folder the app opens, a foreign
 export included), e.g. to see what converting an optimum export would save.
+
+`--context-quality` measures instead what a shorter window costs a suggestion, on the trained
+stand-in (fp32) and its held-out text: the same next 8 tokens of many places, read after
+different amounts of context; their perplexity, and how often each one's likeliest token is the
+one the longest context gives.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import time
 from pathlib import Path
 
 from app.bench.common import (
+    STANDIN_DIR,
+    STANDIN_TEXT,
     app_with_only,
     default_cache_dir,
     machine_description,
@@ -51,6 +58,7 @@ PROSE = (
 )
 TYPED = " She opened the log at the page where the ink had faded and read it twice"
 DOC_TOKENS = (600, 3000)
+SUGGESTED_TOKENS = 8  # what --context-quality scores after each context
 
 
 def make_document(tokenizer: object, n_tokens: int) -> str:
@@ -69,9 +77,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(engine: object, document: str, keystrokes: str, n_alternatives: int,
-            max_tokens: int, reuse: bool) -> tuple[list[float], int]:
+            max_tokens: int, reuse: bool) -> tuple[list[float], int, list[int]]:
     """Latency in ms of each keystroke's suggestion, the document growing by one character;
-    and how many keystrokes re-read the whole context window (nothing reused)."""
+    how many keystrokes re-read the whole context window (nothing reused); and how many tokens
+    of the document each suggestion read (its window)."""
     from app.ui.ghost_text import SUGGESTION_PARAMS
 
     generator = engine.generator  # type: ignore[attr-defined]
@@ -79,7 +88,7 @@ def measure(engine: object, document: str, keystrokes: str, n_alternatives: int,
     params = SUGGESTION_PARAMS.replace(seed=0)
     generator.cache.reset()
     engine.suggest(document, params, n_alternatives, max_tokens)  # type: ignore[attr-defined]
-    latencies, full_reads = [], 0
+    latencies, full_reads, windows = [], 0, []
     for typed in keystrokes:
         document += typed
         started = time.perf_counter()
@@ -88,24 +97,27 @@ def measure(engine: object, document: str, keystrokes: str, n_alternatives: int,
         latencies.append((time.perf_counter() - started) * 1000)
         assert suggestions, "the engine gave no suggestion"
         full_reads += engine.last_stats.reused_tokens == 0  # type: ignore[attr-defined]
+        windows.append(engine.last_stats.prompt_tokens)  # type: ignore[attr-defined]
     generator.reuse_prefix = True
-    return latencies, full_reads
+    return latencies, full_reads, windows
 
 
-Row = tuple[str, bool, list[float], int]  # document, reuse on, latencies (ms), full re-reads
+# document, reuse on, latencies (ms), full re-reads, tokens read (the window)
+Row = tuple[str, bool, list[float], int, list[int]]
 
 
 def format_table(rows: list[Row], n_alternatives: int, max_tokens: int) -> str:
     lines = [
-        "| document | prefix reuse | keystrokes | whole window re-read | p50 (ms) | p95 (ms) | "
-        f"max (ms) | {max_tokens} tokens × {n_alternatives} alternatives |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| document | window (tokens) | prefix reuse | keystrokes | whole window re-read | "
+        f"p50 (ms) | p95 (ms) | max (ms) | {max_tokens} tokens × {n_alternatives} alternatives |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
-    for name, reuse, ms, full_reads in rows:
+    for name, reuse, ms, full_reads, windows in rows:
         p50, p95 = percentile(ms, 50), percentile(ms, 95)
         verdict = ("meets p50 ≤ 60, p95 ≤ 120" if p50 <= 60 and p95 <= 120
                    else "misses p50 ≤ 60, p95 ≤ 120") if reuse else "baseline"
-        lines.append(f"| {name} | {'on' if reuse else 'off'} | {len(ms)} | {full_reads} | "
+        lines.append(f"| {name} | {min(windows)}–{max(windows)} | {'on' if reuse else 'off'} | "
+                     f"{len(ms)} | {full_reads} | "
                      f"{p50:.0f} | {p95:.0f} | {max(ms):.0f} | {verdict} |")
     return "\n".join(lines)
 
@@ -125,7 +137,17 @@ def autocomplete_bench_main(argv: list[str]) -> int:
                         help="skip the measurement in the real window")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where the random checkpoint and its export are kept and reused")
+    parser.add_argument("--context-quality", metavar="TOKENS", default=None,
+                        help="comma-separated context lengths, longest first (e.g. "
+                             "504,384,256): what a shorter window costs, on the stand-in")
+    parser.add_argument("--places", type=int, default=460,
+                        help="--context-quality: places scored in the held-out text")
     args = parser.parse_args(argv)
+    if args.context_quality:
+        contexts = [int(n) for n in args.context_quality.split(",") if n]
+        print(format_context_table(measure_context_quality(contexts, args.places,
+                                                           args.threads)))
+        return 0
     if args.cache_dir is None:
         args.cache_dir = default_cache_dir()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -150,9 +172,9 @@ def autocomplete_bench_main(argv: list[str]) -> int:
         for reuse in (True, False):
             print(f"{n_tokens}-token document, reuse {'on' if reuse else 'off'}…",
                   file=sys.stderr)
-            ms, full_reads = measure(engine, document, keystrokes, args.alternatives,
-                                     args.tokens, reuse)
-            rows.append((f"{n_tokens:,} tokens", reuse, ms, full_reads))
+            ms, full_reads, windows = measure(engine, document, keystrokes, args.alternatives,
+                                              args.tokens, reuse)
+            rows.append((f"{n_tokens:,} tokens", reuse, ms, full_reads, windows))
     print(f"{engine.info.model_name} ({engine.info.precision}), {engine.info.provider}, "
           f"{args.threads} threads; "
           f"{machine_description()}; memory read {bandwidth:.0f} GB/s")
@@ -161,6 +183,53 @@ def autocomplete_bench_main(argv: list[str]) -> int:
         engine.close()  # the window loads its own
         print(format_window_table(measure_in_window(folder, engine.tokenizer, keystrokes)))
     return 0
+
+
+def measure_context_quality(contexts: list[int], places: int,
+                            threads: int) -> list[tuple[int, float, float]]:
+    """Per context length: the perplexity of the next SUGGESTED_TOKENS tokens at `places` evenly
+    spread places of the stand-in's held-out text, and the share of those tokens whose
+    likeliest prediction equals the one after contexts[0] (teacher-forced: each token is
+    predicted after the true tokens before it)."""
+    import tempfile
+
+    import numpy as np
+
+    from app.bench.quality import convert
+    from app.engine.engine import load_engine
+    from models.quality_gate import log_softmax
+
+    n = SUGGESTED_TOKENS
+    with tempfile.TemporaryDirectory(prefix="ghostpen-context-") as tmp:
+        engine = load_engine(convert(STANDIN_DIR, Path(tmp) / "fp32", "fp32"), device="cpu",
+                             threads=threads)
+        runner, cache = engine.generator.runner, engine.generator.cache
+        ids = engine.tokenizer.encode((STANDIN_DIR / STANDIN_TEXT).read_text("utf-8"))
+        first = max(contexts)
+        step = max(1, (len(ids) - n - first) // places)
+        nll: dict[int, list[float]] = {c: [] for c in contexts}
+        agree: dict[int, list[bool]] = {c: [] for c in contexts}
+        for place in range(first, len(ids) - n, step):
+            targets = np.asarray(ids[place : place + n])
+            longest: np.ndarray | None = None
+            for context in contexts:
+                cache.reset()
+                tokens = np.asarray([ids[place - context : place + n - 1]], np.int64)
+                logits = runner.forward(tokens, cache, keep=n)[0]  # predicts the targets
+                nll[context] += (-log_softmax(logits)[np.arange(n), targets]).tolist()
+                best = logits.argmax(axis=-1)
+                longest = best if longest is None else longest
+                agree[context] += (best == longest).tolist()
+        engine.close()
+    return [(c, float(np.exp(np.mean(nll[c]))), float(np.mean(agree[c]))) for c in contexts]
+
+
+def format_context_table(rows: list[tuple[int, float, float]]) -> str:
+    lines = [f"| context (tokens) | next-{SUGGESTED_TOKENS}-token perplexity | likeliest token "
+             f"as with {rows[0][0]} |", "|---:|---:|---:|"]
+    for context, ppl, agreement in rows:
+        lines.append(f"| {context} | {ppl:.2f} | {agreement:.1%} |")
+    return "\n".join(lines)
 
 
 def measure_in_window(folder: Path, tokenizer: object, keystrokes: str) -> dict[str, list[float]]:

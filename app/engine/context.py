@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-ROOM_STEP = 64  # see context_window
+# Tokens a held window may run past its limit before it slides (see Generator._window): as a
+# word grows, retokenising it moves the text's length back and forth by a token or two.
+SLIDE_SLACK = 32
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -15,18 +17,33 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def window_step(n_ctx: int) -> int:
+    """How far a window's start moves when it slides: a quarter context."""
+    return max(1, n_ctx // 4)
+
+
+def window_limit(n_ctx: int, room: int) -> int:
+    """The most tokens of text a window holds: what leaves `room` free, and never more than
+    three quarters of the context.
+
+    The cap is what makes every job agree on the window of a long text: suggestions (room ~9),
+    the preview (room 1), reading ahead and a Generate of up to a quarter context all read the
+    same tokens and share the cache, so alternating between them re-reads nothing. It is also
+    what keeps a suggestion fast: its three rows attend over the whole window at every step
+    (docs/benchmarks.md, "Ghost text", for what the cap costs and saves).
+    """
+    return n_ctx - max(room, window_step(n_ctx))
+
+
 def context_window(ids: Sequence[int], n_ctx: int, room: int) -> list[int]:
-    """The tail of `ids` that fits with `room` tokens to spare.
+    """The tail of `ids` that fits in window_limit.
 
     The start moves in steps of a quarter context, so while a person types at the end of a long
     document the window (and with it the KV cache) stays the same for a few hundred tokens.
-    Rooms are rounded up to ROOM_STEP, so the preview (room 1) and suggestions (room ~9), which
-    alternate while a person types, always agree on the window and share the cache.
     """
-    room = max(room, min(-(-room // ROOM_STEP) * ROOM_STEP, n_ctx // 4))
-    limit = n_ctx - room
+    limit = window_limit(n_ctx, room)
     if len(ids) <= limit:
         return list(ids)
-    step = max(1, n_ctx // 4)
+    step = window_step(n_ctx)
     start = -(-(len(ids) - limit) // step) * step
     return list(ids[start:])

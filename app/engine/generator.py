@@ -19,7 +19,13 @@ from typing import Generic
 
 import numpy as np
 
-from app.engine.context import common_prefix_length, context_window
+from app.engine.context import (
+    SLIDE_SLACK,
+    common_prefix_length,
+    context_window,
+    window_limit,
+    window_step,
+)
 from app.engine.events import Alternative, Candidate, GenerationStats, Suggestion, TokenEvent
 from app.engine.prompt_lookup import lookup_draft
 from app.engine.runner_protocol import CacheT, Runner
@@ -143,13 +149,15 @@ class Generator(Generic[CacheT]):
 
     # -- the cache -------------------------------------------------------------------------
     def _window(self, prompt_ids: Sequence[int], room: int) -> list[int]:
-        """context_window, except that the window the cache holds is kept while the text still
-        fits after its start: near a slide point, retokenising a word as it grows moves the
-        length back and forth, and each move would re-read the whole window."""
+        """context_window, except that the window the cache holds is kept until the text runs
+        SLIDE_SLACK tokens past its limit: near a slide point, retokenising a word as it grows
+        moves the length back and forth, and each move would re-read the whole window. Not
+        further: every token the window grows by is attended at every step of a suggestion."""
         ids = list(prompt_ids) or [self.tokenizer.eos_id]
         window = context_window(ids, self.n_ctx, room)
-        earlier = len(ids) - len(window) - max(1, self.n_ctx // 4)
-        if earlier < 0 or len(ids) - earlier + room > self.n_ctx or not self.reuse_prefix:
+        earlier = len(ids) - len(window) - window_step(self.n_ctx)
+        longest = min(window_limit(self.n_ctx, room) + SLIDE_SLACK, self.n_ctx - room)
+        if earlier < 0 or len(ids) - earlier > longest or not self.reuse_prefix:
             return window
         held = ids[earlier:]
         if len(held) - common_prefix_length(self.cache.tokens, held) < len(window):
@@ -415,8 +423,10 @@ class Generator(Generic[CacheT]):
         return logits, decoder
 
     def _slide(self, all_ids: np.ndarray) -> np.ndarray:
-        """The context is full: keep its last three quarters and go on from there."""
-        keep = list(all_ids[-(self.n_ctx - self.n_ctx // 4) :])
+        """The context is full: go on from the window a quarter context of room leaves (at most
+        its last three quarters). Its start moves in the same steps as every window, so the
+        suggestion after a long Generate finds the text it ends with already in the cache."""
+        keep = context_window([int(t) for t in all_ids], self.n_ctx, window_step(self.n_ctx))
         self._drop_draft()
         self.cache.reset()
         logits = self.feed(keep)
