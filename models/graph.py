@@ -28,6 +28,14 @@ from onnx import TensorProto, helper, numpy_helper
 from models.checkpoint import GPT2Config
 
 FORMAT = "ghostpen-gqa/1"
+# The prompt graph (prompt.onnx beside model.onnx, int8 models), for chunks of a prompt: the
+# same inputs but num_logits_to_keep, past_key_N / past_value_N (the int8 cache, read only) for
+# every block but the last, and no logits: its only outputs are new_key_N / new_value_N
+# [B, S, C] int8, the chunk's keys and values quantised as GroupQueryAttention would store
+# them, for the runner to write into the cache. So the last block stops at its keys and
+# values, and the LM head and its prepacked copy of wte (39 MB for GPT-2 124M) are not there.
+# Its matmuls are DynamicQuantizeMatMul and its attention fp32: see build_graph's `prompt`.
+PROMPT_FORMAT = "ghostpen-prompt/1"
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
@@ -137,8 +145,20 @@ class GraphBuilder:
     counter: int = 0
     data: BinaryIO | None = None
     data_location: str = ""
+    # External initializers already in `data`, by name: a second graph over the same file (the
+    # prompt graph) points at the bytes the first one wrote instead of writing them again.
+    written: dict[str, onnx.TensorProto] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=set)
 
     def const(self, name: str, array: np.ndarray) -> str:
+        """`name`, an initializer holding `array`; a name already made stands for the same
+        array (constants such as "axes0" are asked for by every layer)."""
+        if name in self._names:
+            return name
+        self._names.add(name)
+        if name in self.written:
+            self.initializers.append(self.written[name])
+            return name
         array = np.ascontiguousarray(array)
         if self.data is None or array.nbytes < EXTERNAL_MIN_BYTES:
             self.initializers.append(numpy_helper.from_array(array, name))
@@ -152,6 +172,7 @@ class GraphBuilder:
             tensor.external_data.add(key=key, value=str(value))
         tensor.data_location = onnx.TensorProto.EXTERNAL
         self.initializers.append(tensor)
+        self.written[name] = tensor
         return name
 
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, name: str | None = None,
@@ -195,16 +216,38 @@ def quantize_blockwise(weight_kn: np.ndarray, bits: int, block: int | None = Non
     return packed, scales, None if symmetric else zero_points
 
 
-class _Linear:
-    """y = x @ W + b in the chosen precision; W is the checkpoint's Conv1D weight, [K, N]."""
+def quantize_columns(weight_kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] fp32 -> int8 [K, N] and one scale per column [N]: -|max|..|max| of each column,
+    the layout DynamicQuantizeMatMul reads."""
+    scales = np.maximum(np.abs(weight_kn).max(0) / 127, 1e-12).astype(np.float32)
+    q = np.clip(np.rint(weight_kn / scales), -127, 127).astype(np.int8)
+    return q, scales
 
-    def __init__(self, g: GraphBuilder, precision: str, quant: QuantOptions) -> None:
-        self.g, self.precision, self.quant = g, precision, quant
+
+class _Linear:
+    """y = x @ W + b in the chosen precision; W is the checkpoint's Conv1D weight, [K, N].
+    prompt: the prompt graph's int8 GEMM (DynamicQuantizeMatMul: the activations quantised per
+    call, one scale per weight column), for int8 / int4 models."""
+
+    def __init__(self, g: GraphBuilder, precision: str, quant: QuantOptions,
+                 prompt: bool = False) -> None:
+        self.g, self.precision, self.quant, self.prompt = g, precision, quant, prompt
 
     def __call__(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str,
                  fuse_gelu: bool = False) -> str:
         g, k, n = self.g, weight.shape[0], weight.shape[1]
         bits = WEIGHT_BITS.get(self.precision)
+        if bits and self.prompt:
+            q, scales = quantize_columns(weight)
+            inputs = [x, g.const(name + ".qcolumns", q), g.const(name + ".column_scales", scales)]
+            if bias is not None and not fuse_gelu:
+                inputs += ["", g.const(name + ".bias", bias)]
+            (y,) = g.op("DynamicQuantizeMatMul", inputs, name=name, domain=MS_DOMAIN)
+            if fuse_gelu:
+                assert bias is not None
+                (y,) = g.op("FastGelu", [y, g.const(name + ".gelu_bias", bias)],
+                            domain=MS_DOMAIN)
+            return y
         if bits:
             bits, block, symmetric = self.quant.layout(name, k, bits)
             packed, scales, zero_points = quantize_blockwise(weight, bits, block, symmetric)
@@ -229,6 +272,14 @@ class _Linear:
         return y
 
 
+def has_prompt_graph(precision: str, kv_cache: str) -> bool:
+    """Whether a model of this precision and cache can have a prompt graph (build_graph's
+    `prompt`; export_model's `prompt_graph` asks for one): int8 with its int8 cache. Not int4,
+    which exists to be small: the prompt graph's int8 weights would nearly double its files
+    (92 -> 177 MB for GPT-2 124M)."""
+    return precision == "int8" and kv_cache == "int8"
+
+
 def default_kv_cache(precision: str) -> str:
     return {"fp32": "fp32", "fp16": "fp16"}.get(precision, "int8")
 
@@ -238,14 +289,18 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
                 kv_scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
                 data: BinaryIO | None = None, data_location: str = "",
                 on_layer: Callable[[int, int], None] | None = None,
-                quant: QuantOptions = DEFAULT_QUANT) -> onnx.ModelProto:
+                quant: QuantOptions = DEFAULT_QUANT, prompt: bool = False,
+                written: dict[str, onnx.TensorProto] | None = None) -> onnx.ModelProto:
     """kv_cache: "fp32", "fp16" or "int8" (default: see default_kv_cache). An int8 cache needs
     kv_scales, one (key, value) pair of per-channel scales [H*D] per layer (calibrate_kv_scales):
     GroupQueryAttention quantises each new key and value with them and attends over the int8
     cache, a quarter of the bytes to read per token of context. With `data`, the weights are
     written to that file as they are made (GraphBuilder), named `data_location` in the graph.
     `on_layer(done, total)` is called after each transformer block (progress, and a chance to
-    cancel: gpt2-xl's 48 blocks take ~40 s). `quant`: see QuantOptions (int8 / int4 only)."""
+    cancel: gpt2-xl's 48 blocks take ~40 s). `quant`: see QuantOptions (int8 / int4 only).
+    `prompt`: build the prompt graph instead (see PROMPT_FORMAT; int8 / int4 weights with an
+    int8 cache only); `written`: the decode graph's GraphBuilder.written, when both graphs
+    share one data file, so the weights they have in common are stored once."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     kv_cache = kv_cache or default_kv_cache(precision)
@@ -253,12 +308,15 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHES)}")
     if kv_cache == "int8" and (kv_scales is None or len(kv_scales) != config.n_layer):
         raise ValueError("an int8 KV cache needs per-channel scales for every layer")
-    g = GraphBuilder(data=data, data_location=data_location)
+    if prompt and (precision not in WEIGHT_BITS or kv_cache != "int8"):
+        raise ValueError("a prompt graph is for int8 / int4 weights with an int8 KV cache")
+    g = GraphBuilder(data=data, data_location=data_location,
+                     written={} if written is None else written)
     c, n_head, d = config.n_embd, config.n_head, config.head_dim
     eps = config.layer_norm_epsilon
     act = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.FLOAT
     act_np = np.float16 if precision == "fp16" else np.float32
-    linear = _Linear(g, precision, quant)
+    linear = _Linear(g, precision, quant, prompt)
 
     def to_act(x: str) -> str:  # fp32 residual stream -> matmul dtype
         return g.op("Cast", [x], to=act)[0] if precision == "fp16" else x
@@ -275,7 +333,8 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         # zero points are laid out unlike MatMulNBits', and both read this one copy
         wte_packed, wte_scales, _ = quantize_blockwise(wte.T, wte_bits, wte_block)
         g.const("wte.qweight", wte_packed)
-        g.const("wte.scales", wte_scales)
+        if not prompt:  # the LM head's
+            g.const("wte.scales", wte_scales)
         g.const("wte.gather_scales", wte_scales[:, :, None])  # same rank as the data
         (tok,) = g.op("GatherBlockQuantized", ["wte.qweight", "input_ids", "wte.gather_scales"],
                       domain=MS_DOMAIN, bits=wte_bits, block_size=wte_block,
@@ -309,13 +368,48 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
 
     def skip_layer_norm(delta: str, residual: str, bias: np.ndarray, prefix: str,
                         bias_name: str) -> tuple[str, str]:
-        """(LayerNorm(residual + delta + bias), residual + delta + bias) in one fused op."""
+        """(LayerNorm(residual + delta + bias), residual + delta + bias) in one fused op; in
+        the prompt graph as Add, Add and LayerNormalization, which onnxruntime 1.32 runs ~15x
+        faster on a chunk of 128 tokens (SkipLayerNormalization: 26 ms for GPT-2's 24, the
+        three ops 1.7 ms, 1 thread, 2026-12-02)."""
+        if prompt:
+            (summed,) = g.op("Add", [delta, residual])
+            (summed,) = g.op("Add", [summed, g.const(bias_name, bias)])
+            return layer_norm(summed, prefix), summed
         normed, _, _, summed = g.op(
             "SkipLayerNormalization",
             [delta, residual, g.const(prefix + ".weight", weights[prefix + ".weight"]),
              g.const(prefix + ".bias", weights[prefix + ".bias"]), g.const(bias_name, bias)],
             n_out=4, domain=MS_DOMAIN, epsilon=eps)
         return normed, summed
+
+    past_len = ""
+    if prompt:  # how many positions the cache holds before these: total - S, [1] int64
+        (new_len,) = g.op("Shape", ["input_ids"], start=1, end=2)
+        (total,) = g.op("Cast", ["total_sequence_length"], to=TensorProto.INT64)
+        (total,) = g.op("Unsqueeze", [total, g.const("axes0", np.array([0], np.int64))])
+        (past_len,) = g.op("Sub", [total, new_len])
+
+    def dequantized_past(name: str, scale: np.ndarray, scale_name: str) -> str:
+        """The int8 cache's first past_len positions in fp32: [B, H, P, D]."""
+        (part,) = g.op("Slice", [name, g.const("const.zero", np.array([0], np.int64)), past_len,
+                                 g.const("const.two", np.array([2], np.int64))])
+        (part,) = g.op("Cast", [part], to=TensorProto.FLOAT)
+        (part,) = g.op("Mul", [part, g.const(scale_name, scale.reshape(1, n_head, 1, d))])
+        return part
+
+    def quantized_new(qkv: str, start: int, scale: np.ndarray, scale_name: str,
+                      output: str) -> None:
+        """The chunk's keys or values as GroupQueryAttention stores them in an int8 cache:
+        round(x / scale) clipped to [-127, 127], [B, S, C]."""
+        (part,) = g.op("Slice", [qkv, g.const(f"const.c{start}", np.array([start], np.int64)),
+                                 g.const(f"const.c{start + c}", np.array([start + c], np.int64)),
+                                 g.const("const.two", np.array([2], np.int64))])
+        (part,) = g.op("Div", [part, g.const(scale_name, scale)])
+        (part,) = g.op("Round", [part])
+        (part,) = g.op("Clip", [part, g.const("const.m127", np.array(-127, np.float32)),
+                                g.const("const.p127", np.array(127, np.float32))])
+        g.op("Cast", [part], to=TensorProto.INT8, outputs=[output])
 
     h = layer_norm(x, "h.0.ln_1")
     for i in range(config.n_layer):
@@ -329,7 +423,29 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         # attention_bias (10): CUDA's GroupQueryAttention refuses any.
         gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"]
         attrs: dict[str, object] = {}
-        if kv_cache == "int8":
+        gqa_outputs = [p + "attn/out", present_k, present_v]
+        if prompt:
+            # The chunk's keys and values quantized for the runner to store, then fp32
+            # attention over the cache's past dequantized and the chunk's own keys and values:
+            # GroupQueryAttention over an int8 cache took 202 ms of a 510 ms prefill-512 at 1
+            # thread, over fp32 57 ms (see docs/benchmarks.md, "Prefill, 2026-12-02").
+            assert kv_scales is not None
+            k_scale, v_scale = kv_scales[i]
+            quantized_new(qkv, c, k_scale, p + "attn.k_scale", f"new_key_{i}")
+            quantized_new(qkv, 2 * c, v_scale, p + "attn.v_scale", f"new_value_{i}")
+            for name in (f"new_key_{i}", f"new_value_{i}"):
+                outputs.append(helper.make_tensor_value_info(name, TensorProto.INT8,
+                                                             ["batch", "seq", c]))
+            if i + 1 == config.n_layer:  # its keys and values are all that is left to compute
+                if on_layer is not None:
+                    on_layer(i + 1, config.n_layer)
+                break
+            gqa_inputs[3:5] = [dequantized_past(past_k, k_scale, p + "attn.k_scale_bhd"),
+                               dequantized_past(past_v, v_scale, p + "attn.v_scale_bhd")]
+            # GroupQueryAttention still needs its present outputs: without them it attends to
+            # the chunk alone (measured: relative error 0.42 instead of 0.024)
+            gqa_outputs[1:] = [p + "attn/present_k", p + "attn/present_v"]
+        elif kv_cache == "int8":
             assert kv_scales is not None
             k_scale, v_scale = kv_scales[i]
             gqa_inputs += ["", "", "", "", "", g.const(p + "attn.k_scale", k_scale),
@@ -338,14 +454,13 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
                      "kv_cache_bit_width": 8}
         if config.scale_attn_by_inverse_layer_idx or not config.scale_attn_weights:
             attrs["scale"] = config.attention_scale(i)  # else GQA's own 1/sqrt(head_dim)
-        (attn, _, _) = g.op(
-            "GroupQueryAttention", gqa_inputs,
-            outputs=[p + "attn/out", present_k, present_v], name=p + "attn",
-            domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head, **attrs)
+        attn = g.op("GroupQueryAttention", gqa_inputs, outputs=gqa_outputs, name=p + "attn",
+                    domain=MS_DOMAIN, num_heads=n_head, kv_num_heads=n_head, **attrs)[0]
         for name in (past_k, past_v):
             inputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
-        for name in (present_k, present_v):
-            outputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
+        if not prompt:
+            for name in (present_k, present_v):
+                outputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
         # c_proj's bias is folded into the SkipLayerNorm that follows.
         a = to_fp32(linear(attn, weights[p + "attn.c_proj.weight"], None, p + "attn.c_proj"))
         h, x = skip_layer_norm(a, x, weights[p + "attn.c_proj.bias"], p + "ln_2",
@@ -359,6 +474,12 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         if on_layer is not None:
             on_layer(i + 1, config.n_layer)
 
+    props = {"precision": precision, "source": source, "kv_cache": kv_cache,
+             "n_layer": str(config.n_layer), "n_head": str(n_head), "n_embd": str(c),
+             "n_positions": str(config.n_positions)}
+    if prompt:  # no logits: the runner runs a chunk's last tokens through model.onnx
+        inputs = [i for i in inputs if i.name != "num_logits_to_keep"]
+        return _model(g, inputs, outputs, PROMPT_FORMAT, props)
     # Only the last num_logits_to_keep positions reach the LM head: [B, n, C].
     (start,) = g.op("Neg", ["num_logits_to_keep"])
     (start,) = g.op("Unsqueeze", [start, g.const("axes0", np.array([0], np.int64))])
@@ -380,14 +501,15 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
     outputs.insert(0, helper.make_tensor_value_info(
         "logits", TensorProto.FLOAT, ["batch", "kept", config.vocab_size]))
 
+    return _model(g, inputs, outputs, FORMAT, props)
+
+
+def _model(g: GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto],
+           graph_format: str, props: dict[str, str]) -> onnx.ModelProto:
     graph = helper.make_graph(g.nodes, "ghostpen_gpt2", inputs, outputs, g.initializers)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
-        producer_name="ghostpen", producer_version=FORMAT)
+        producer_name="ghostpen", producer_version=graph_format)
     model.ir_version = 9
-    helper.set_model_props(model, {"ghostpen_format": FORMAT, "precision": precision,
-                                   "source": source, "kv_cache": kv_cache,
-                                   "n_layer": str(config.n_layer),
-                                   "n_head": str(n_head), "n_embd": str(c),
-                                   "n_positions": str(config.n_positions)})
+    helper.set_model_props(model, {"ghostpen_format": graph_format, **props})
     return model

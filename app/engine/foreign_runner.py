@@ -145,7 +145,7 @@ class ForeignRunner:
         if c.has_use_cache_branch:
             feed["use_cache_branch"] = np.array([cache.pos > 0])
         if c.has_num_logits_to_keep:
-            feed["num_logits_to_keep"] = np.array(keep, np.int64)
+            feed["num_logits_to_keep"] = np.array(max(keep, 1), np.int64)  # 0 means all there
         names = []
         for i in range(c.n_layer):
             if c.layout == "split":
@@ -163,4 +163,5 @@ class ForeignRunner:
             cache.keys = [p[0] for p in presents]
             cache.values = [p[1] for p in presents]
         cache.pos = total
-        return checked_logits(np.asarray(logits[:, -keep:, :], dtype=np.float32))
+        kept = logits[:, logits.shape[1] - keep :, :]  # keep=0: none ([B, 0, V])
+        return checked_logits(np.asarray(kept, dtype=np.float32))

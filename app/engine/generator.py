@@ -180,7 +180,12 @@ class Generator(Generic[CacheT]):
             if cancel is not None and cancel.is_set():
                 return None
             chunk = list(ids[start : start + PREFILL_CHUNK])
-            logits = self.runner.forward(np.array([chunk]), cache)[0, -1]
+            # Only the last chunk's logits are read: the others ask for none, which lets an int8
+            # model run them whole through its prompt graph (runner.py).
+            last = start + PREFILL_CHUNK >= len(ids)
+            out = self.runner.forward(np.array([chunk]), cache, keep=1 if last else 0)
+            if last:
+                logits = out[0, -1]
             cache.tokens.extend(chunk)
         self.reused_tokens = reuse
         assert logits is not None

@@ -14,6 +14,9 @@ from app.engine.model_files import MANIFEST, find_onnx, read_manifest
 from app.engine.runner import GraphShape, ModelRunner, create_session, default_threads
 from app.engine.runner_protocol import Runner
 
+# The prompt graph of an int8 model (models.graph, PROMPT_FORMAT), beside model.onnx.
+PROMPT_GRAPH = "prompt.onnx"
+
 
 def find_config(folder: Path, graph_dir: Path | None = None) -> Path | None:
     """The config.json of the model in `folder`: beside its graph first (`graph_dir`, such as
@@ -89,7 +92,7 @@ def _cache_dtype(session: Any) -> type:
 
 
 def _load_own(folder: Path, device: str, threads: int | None, verify: bool) -> ModelRunner:
-    read_manifest(folder, verify_hashes=verify)
+    manifest = read_manifest(folder, verify_hashes=verify)
     config = read_config(folder)
     session, reason = create_session(folder / "model.onnx", device, threads)
     names = {i.name for i in session.get_inputs()}
@@ -97,7 +100,14 @@ def _load_own(folder: Path, device: str, threads: int | None, verify: bool) -> M
         raise ModelLoadError(f"{folder / 'model.onnx'} does not follow Ghostpen's graph contract; "
                              "convert the checkpoint again with `python -m models.export`.")
     shape = _graph_shape(session, config, folder / "config.json")
-    return ModelRunner(session, shape, reason)
+    prompt_session = None
+    # Only a prompt graph the manifest lists (and so checked), and only on the CPU, where the
+    # cache is host memory; a model converted before it existed runs prompts through model.onnx.
+    if PROMPT_GRAPH in manifest.files and \
+            session.get_providers()[0] == "CPUExecutionProvider":  # type: ignore[attr-defined]
+        prompt_session, _ = create_session(folder / PROMPT_GRAPH, "cpu", threads,
+                                           prompt_graph=True)
+    return ModelRunner(session, shape, reason, prompt_session)
 
 
 def _graph_shape(session: Any, config: dict[str, Any], config_path: Path) -> GraphShape:

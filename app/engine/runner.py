@@ -1,9 +1,10 @@
-"""ModelRunner: one onnxruntime session over one of Ghostpen's own GPT-2 graphs.
+"""ModelRunner: onnxruntime sessions over one of Ghostpen's own GPT-2 graphs.
 
 `forward(ids, cache)` runs S new tokens for every cache row from position `cache.pos`, writing
 their keys and values in place (past and present are bound to the same buffer), advances
 `cache.pos` and returns logits for the last `keep` positions. Shapes: B rows, S new tokens,
-V vocab.
+V vocab. An int8 model also has a prompt graph for long chunks (prompts, the lens's
+scoring): int8 GEMMs and fp32 attention, about twice as fast there as model.onnx.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +33,22 @@ class GraphShape:
 
 
 CACHE_DEVICES = {"CUDAExecutionProvider": "cuda", "DmlExecutionProvider": "dml"}
+# Chunks of at least this many tokens run through the prompt graph. A speculative pass checks at
+# most 9 (speculation.MAX_DRAFT + 1) and stays on model.onnx, so that a checked draft sees the
+# decode step's own numbers: the prompt graph quantises its activations per chunk, and its
+# logits differ from the step's by about as much as int8 weights differ from fp32.
+PROMPT_GRAPH_MIN_TOKENS = 16
 
 
-def make_session_options(threads: int | None) -> object:
+def make_session_options(threads: int | None, prompt_graph: bool = False) -> object:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if prompt_graph:
+        # Each layer's dequantized past is ready from the start; the default order made all of
+        # them at once, and a 512-token prompt in chunks of 128 grew the peak RSS by 58 MB
+        # instead of 33 (GPT-2 124M int8, 2026-12-02).
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or 0
     options.inter_op_num_threads = 1
@@ -50,13 +62,15 @@ def make_session_options(threads: int | None) -> object:
     return options
 
 
-def create_session(path: Path, device: str, threads: int | None) -> tuple[object, str]:
-    """(session, fallback_reason): the best provider that starts, else CPU with the reason."""
+def create_session(path: Path, device: str, threads: int | None,
+                   prompt_graph: bool = False) -> tuple[object, str]:
+    """(session, fallback_reason): the best provider that starts, else CPU with the reason.
+    `prompt_graph`: `path` is a prompt graph (see make_session_options)."""
     import onnxruntime as ort
 
     choice = choose_providers(device)
     reason = choice.reason
-    options = make_session_options(threads)
+    options = make_session_options(threads, prompt_graph)
     for index, provider in enumerate(choice.providers):
         try:
             # onnxruntime often does not raise when a GPU provider cannot start: it warns and
@@ -91,9 +105,13 @@ def _describe_load_failure(path: Path, error: Exception) -> str:
 
 
 class ModelRunner:
-    """Runs Ghostpen's own graph (format ghostpen-gqa/1) with IO binding and a shared KV cache."""
+    """Runs Ghostpen's own graph (format ghostpen-gqa/1) with IO binding and a shared KV cache.
+    `prompt_session`: the model's prompt graph (prompt.onnx, format ghostpen-prompt/1), which
+    runs chunks of PROMPT_GRAPH_MIN_TOKENS or more when the cache is in host memory; None runs
+    every chunk through `session`."""
 
-    def __init__(self, session: object, shape: GraphShape, fallback_reason: str = "") -> None:
+    def __init__(self, session: object, shape: GraphShape, fallback_reason: str = "",
+                 prompt_session: object | None = None) -> None:
         self.session = session
         self.shape = shape
         self.fallback_reason = fallback_reason
@@ -103,6 +121,10 @@ class ModelRunner:
         self._binding = session.io_binding()  # type: ignore[attr-defined]
         self._bound_cache: tuple[int, int] | None = None  # (cache.buffers_id, rows) bound
         self._logits = np.zeros((1, 1, shape.vocab_size), np.float32)
+        self.prompt_session = prompt_session if self.cache_device == "numpy" else None
+        if self.prompt_session is not None:
+            self._prompt_binding = self.prompt_session.io_binding()  # type: ignore[attr-defined]
+            self._prompt_bound_cache: tuple[int, int] | None = None
 
     @property
     def n_ctx(self) -> int:
@@ -130,19 +152,31 @@ class ModelRunner:
         self._bound_cache = key
 
     def forward(self, ids: np.ndarray, cache: KVCache, keep: int = 1) -> np.ndarray:
-        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S."""
+        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S. keep=0 gives
+        no logits ([B, 0, V]): a chunk of a prompt whose logits nobody reads."""
         rows, length = ids.shape
         if cache.pos + length > cache.max_len:
             raise ValueError(f"cache holds {cache.pos} of {cache.max_len}; {length} more won't fit")
+        # The prompt graph gives no logits: it runs all but the last `keep` tokens, model.onnx
+        # those (one step, for a prompt).
+        prompt_tokens = length - keep
+        if prompt_tokens >= PROMPT_GRAPH_MIN_TOKENS and self.prompt_session is not None \
+                and cache.on_host:
+            self._run_prompt_graph(ids[:, :prompt_tokens], cache)
+            if keep == 0:
+                return np.zeros((rows, 0, self.shape.vocab_size), np.float32)
+            ids = ids[:, prompt_tokens:]
+        logits = self._run_model(ids, cache, max(keep, 1))
+        return logits[:, :0] if keep == 0 else logits
+
+    def _run_model(self, ids: np.ndarray, cache: KVCache, keep: int) -> np.ndarray:
+        """model.onnx over `ids`, writing their keys and values into the cache in place."""
+        rows, length = ids.shape
         self._bind_cache(cache, rows)
         total = cache.pos + length
         b = self._binding
-        positions = np.broadcast_to(np.arange(cache.pos, total, dtype=np.int64), (rows, length))
-        b.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
-        b.bind_cpu_input("position_ids", np.ascontiguousarray(positions))
-        b.bind_cpu_input("seqlens_k", np.full(rows, total - 1, np.int32))
-        b.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
         b.bind_cpu_input("num_logits_to_keep", np.array(keep, np.int64))
+        self._bind_positions(b, ids, cache)
         if self._logits.shape != (rows, keep, self.shape.vocab_size):
             self._logits = np.zeros((rows, keep, self.shape.vocab_size), np.float32)
         b.bind_output("logits", "cpu", 0, np.float32, list(self._logits.shape),
@@ -150,6 +184,46 @@ class ModelRunner:
         self.session.run_with_iobinding(b)  # type: ignore[attr-defined]
         cache.pos = total
         return checked_logits(self._logits)
+
+    @staticmethod
+    def _bind_positions(b: Any, ids: np.ndarray, cache: KVCache) -> None:
+        """The inputs both graphs share, for `ids` after cache.pos."""
+        rows, length = ids.shape
+        total = cache.pos + length
+        positions = np.broadcast_to(np.arange(cache.pos, total, dtype=np.int64), (rows, length))
+        b.bind_cpu_input("input_ids", np.ascontiguousarray(ids, dtype=np.int64))
+        b.bind_cpu_input("position_ids", np.ascontiguousarray(positions))
+        b.bind_cpu_input("seqlens_k", np.full(rows, total - 1, np.int32))
+        b.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
+
+    def _run_prompt_graph(self, ids: np.ndarray, cache: KVCache) -> None:
+        """The prompt graph over `ids`: it reads the cache's past and gives the chunk's keys
+        and values, written into the cache here."""
+        rows, length = ids.shape
+        s, b = self.shape, self._prompt_binding
+        key = (cache.buffers_id, rows)
+        if self._prompt_bound_cache != key:
+            shape = [rows, s.n_head, cache.max_len, s.head_dim]
+            for i in range(s.n_layer - 1):  # the last block's past is not read
+                for kind, buffer in (("key", cache.keys[i]), ("value", cache.values[i])):
+                    b.bind_input(f"past_{kind}_{i}", "cpu", 0, cache.dtype, shape,
+                                 cache.pointer(buffer))
+            self._prompt_bound_cache = key
+        self._bind_positions(b, ids, cache)
+        c = s.n_head * s.head_dim
+        new = np.empty((2, s.n_layer, rows, length, c), np.int8)
+        for i in range(s.n_layer):
+            for k, kind in enumerate(("key", "value")):
+                b.bind_output(f"new_{kind}_{i}", "cpu", 0, np.int8, [rows, length, c],
+                              new[k, i].ctypes.data)
+        self.prompt_session.run_with_iobinding(b)  # type: ignore[union-attr, attr-defined]
+        # [B, S, C] -> the cache's [B, H, S, D] at positions pos..pos+S
+        new = new.reshape(2, s.n_layer, rows, length, s.n_head, s.head_dim)
+        end = cache.pos + length
+        for i in range(s.n_layer):
+            cache.keys[i][:rows, :, cache.pos : end] = new[0, i].transpose(0, 2, 1, 3)
+            cache.values[i][:rows, :, cache.pos : end] = new[1, i].transpose(0, 2, 1, 3)
+        cache.pos = end
 
 
 def checked_logits(logits: np.ndarray) -> np.ndarray:

@@ -42,5 +42,6 @@ class Runner(Protocol[CacheT]):
     def new_cache(self, batch: int = 1) -> CacheT: ...
 
     def forward(self, ids: np.ndarray, cache: CacheT, keep: int = 1) -> np.ndarray:
-        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S."""
+        """[B, S] new token ids -> [B, keep, V] logits; advances cache.pos by S. keep=0: no
+        logits ([B, 0, V]), for a chunk of a prompt whose logits nobody reads."""
         ...
