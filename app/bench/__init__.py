@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "lookup": ("app.bench.lookup", "lookup_bench_main"),
     "quality": ("app.bench.quality", "quality_bench_main"),
     "serve": ("app.bench.serve", "serve_bench_main"),
+    "speculate": ("app.bench.speculate", "speculate_bench_main"),
 }
 
 
