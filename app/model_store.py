@@ -419,7 +419,7 @@ def _copy_tree(src: Path, dst: Path, files: list[Path], progress: ProgressCallba
 
 
 def _foreign_files(src: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for dirpath, dirs, names in os.walk(src):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         files.extend(Path(dirpath) / n for n in names

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import onnx
@@ -357,7 +357,7 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         helper.make_tensor_value_info("num_logits_to_keep", TensorProto.INT64, []),
     ]
     outputs = []
-    cache_shape = ["batch", n_head, "max_len", d]
+    cache_shape: list[str | int] = ["batch", n_head, "max_len", d]
     cache_type = KV_TYPES[kv_cache]
 
     def layer_norm(x: str, prefix: str) -> str:
@@ -422,7 +422,7 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         # 0 query (packed), 3-4 past, 5 seqlens_k, 6 total length, 12-13 k/v scales. No
         # attention_bias (10): CUDA's GroupQueryAttention refuses any.
         gqa_inputs = [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length"]
-        attrs: dict[str, object] = {}
+        attrs: dict[str, Any] = {}
         gqa_outputs = [p + "attn/out", present_k, present_v]
         if prompt:
             # The chunk's keys and values quantized for the runner to store, then fp32
