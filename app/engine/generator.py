@@ -602,7 +602,7 @@ class Generator(Generic[CacheT]):
             if cancel is not None and cancel.is_set():
                 return False
             chunk = list(ids[start : start + PREFILL_CHUNK])
-            self.runner.forward(np.array([chunk]), self.cache)
+            self.runner.forward(np.array([chunk]), self.cache, keep=0)  # no logits: see feed()
             cache.tokens.extend(chunk)
         return True
 
