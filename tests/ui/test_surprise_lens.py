@@ -219,7 +219,8 @@ def test_a_long_document_is_coloured_wherever_one_scrolls(
     # The perplexity is the whole document's, not that of the part marked.
     whole = perplexity([placed.score for placed in window.lens.scores()])
     assert whole is not None
-    assert window.lens.legend.perplexity_label.text().startswith(f"Perplexity {_figure(whole)}")
+    qtbot.waitUntil(lambda: window.lens.legend.perplexity_label.text().startswith(
+        f"Perplexity {_figure(whole)}"), timeout=5000)
 
 
 def test_an_edit_while_the_scores_are_placed_does_not_colour_the_wrong_text(
@@ -344,7 +345,9 @@ def test_the_lens_with_the_real_model(qtbot: QtBot, tiny_data: Path,
     assert all(text[p.start : p.end] == p.score.text for p in scores)
     assert window.lens.repeats() and window.lens.repeats()[0][0] > len(text) // 2
     assert "choice here" in window.lens.tooltip_at(4)
-    assert window.lens.legend.perplexity_label.text().startswith("Perplexity ")
+    # the figure follows the colours by an event-loop turn or two
+    qtbot.waitUntil(lambda: window.lens.legend.perplexity_label.text().startswith(
+        "Perplexity "), timeout=5000)
     assert backgrounds(window)
     assert not window.editor.document().isModified()
 
