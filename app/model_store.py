@@ -278,8 +278,17 @@ def _work_folder(root: Path) -> Iterator[Path]:
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=root))
     lock = FileLock(work / WORK_LOCK)
     try:
-        with lock:
+        try:
+            lock.acquire()
+        except (NotImplementedError, OSError) as error:
+            # A file system without locks (some network shares): the job goes on unlocked; no
+            # later clean-up can tell whether such a folder is in use, so it is left there.
+            log.warning("could not lock %s (%s); working without the lock", work, error)
+        try:
             yield work
+        finally:
+            if lock.is_locked:
+                lock.release()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -297,7 +306,7 @@ def remove_abandoned_work(root: Path) -> list[Path]:
             probe = FileLock(lock_file, timeout=0)
             try:
                 probe.acquire()
-            except (Timeout, OSError):  # a job is working in it, or it is not ours to judge
+            except (Timeout, OSError, NotImplementedError):  # in use, or not ours to judge
                 continue
             probe.release()
         else:  # made before locks, or a moment ago and not locked yet
