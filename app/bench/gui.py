@@ -14,15 +14,53 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.bench.common import app_with_only, default_cache_dir, prepare_models
 
 TEXT = "The lighthouse keeper climbed the stairs each evening and lit the lamp."
+# How late a timer of this period fires on the GUI thread is how long the window stalled; the
+# lens bench (app/bench/lens.py) keeps the same clock.
+TICK_MS = 5
+
+
+class TickLoop:
+    """A precise QTimer calling `tick()` every `interval_ms` inside a local event loop (Qt's own
+    `exec`, as in the app) until `stop()`. `now()` is ms since the loop was made."""
+
+    def __init__(self, tick: Callable[[], None], interval_ms: int = TICK_MS) -> None:
+        from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+
+        self.interval_ms = interval_ms
+        self.clock = QElapsedTimer()
+        self.clock.start()
+        self.loop = QEventLoop()
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(tick)
+
+    def now(self) -> float:
+        return self.clock.nsecsElapsed() / 1e6
+
+    def run(self) -> None:
+        self.timer.start(self.interval_ms)
+        try:
+            self.loop.exec()
+        finally:
+            self.timer.stop()
+
+    def stop(self) -> None:
+        self.loop.quit()  # not app.quit(): that would close the window and ask about saving
+
+
+def stall_figures(lateness: Sequence[float]) -> tuple[float, float]:
+    """(longest, 99th percentile) of the ticks' lateness, ms."""
+    ordered = sorted(lateness)
+    return ordered[-1], ordered[int(len(ordered) * 0.99)]
 
 
 def measure_stalls(model: Path, tokens: int, token_view: bool) -> dict[str, float]:
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtGui import QTextCursor
     from PySide6.QtWidgets import QApplication
 
@@ -35,13 +73,12 @@ def measure_stalls(model: Path, tokens: int, token_view: bool) -> dict[str, floa
     window.resize(1400, 900)
     window.show()
     lateness: list[float] = []
-    clock = QElapsedTimer()
     state = {"phase": "loading", "last": 0.0, "started": 0.0, "tokens_s": 0.0}
 
     def tick() -> None:
-        now = clock.nsecsElapsed() / 1e6
+        now = ticks.now()
         if state["phase"] == "generating":
-            lateness.append(now - state["last"] - 5.0)
+            lateness.append(now - state["last"] - TICK_MS)
         state["last"] = now
         if state["phase"] == "loading" and window.engine_info is not None:
             window.editor.setPlainText(TEXT)
@@ -52,20 +89,14 @@ def measure_stalls(model: Path, tokens: int, token_view: bool) -> dict[str, floa
             window.generate_action.trigger()
         elif state["phase"] == "generating" and not window.generation.running:
             state["tokens_s"] = tokens / (time.perf_counter() - state["started"])
-            loop.quit()  # not app.quit(): that would close the window and ask about saving
+            ticks.stop()
 
-    timer = QTimer()
-    timer.setTimerType(timer.timerType().PreciseTimer)
-    timer.timeout.connect(tick)
-    loop = QEventLoop()
-    clock.start()
-    timer.start(5)
-    loop.exec()
-    timer.stop()
+    ticks = TickLoop(tick)
+    ticks.run()
     window.shutdown(keep_unsaved=False)
     app.processEvents()  # let the worker's last signals land before the next run
-    lateness.sort()
-    return {"max_stall_ms": lateness[-1], "p99_stall_ms": lateness[int(len(lateness) * 0.99)],
+    longest, p99 = stall_figures(lateness)
+    return {"max_stall_ms": longest, "p99_stall_ms": p99,
             "ticks": float(len(lateness)), "tokens_per_s_in_window": state["tokens_s"]}
 
 

@@ -27,8 +27,8 @@ from app.bench.common import (
     prepare_models,
     prepare_standin,
 )
+from app.bench.gui import TICK_MS, TickLoop, stall_figures
 
-TICK_MS = 5
 SETTLE_S = 2.0  # after the text is set, before anything is measured: the layout settles
 IDLE_S = 3.0  # then the window idle, as a yardstick: what this machine's load alone costs
 
@@ -60,7 +60,6 @@ class _Run:
 
 
 def measure_lens(text: str) -> dict[str, float]:
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtGui import QTextCursor
     from PySide6.QtWidgets import QApplication
 
@@ -74,7 +73,6 @@ def measure_lens(text: str) -> dict[str, float]:
     lens, editor = window.lens, window.editor
     lateness: list[float] = []
     idle: list[float] = []
-    clock = QElapsedTimer()
     run = _Run()
     last_position = len(text) - 1
     # Python's garbage collector holds the GIL for a pass over every live object whichever
@@ -83,7 +81,7 @@ def measure_lens(text: str) -> dict[str, float]:
     collection_started = [0.0]
 
     def on_collection(phase: str, info: dict[str, int]) -> None:
-        now = clock.nsecsElapsed() / 1e6
+        now = ticks.now()
         if phase == "start":
             collection_started[0] = now
         elif run.phase == "scoring":
@@ -94,7 +92,7 @@ def measure_lens(text: str) -> dict[str, float]:
         return lens.score_at(last_position) is not None and not busy
 
     def tick() -> None:
-        now = clock.nsecsElapsed() / 1e6
+        now = ticks.now()
         if run.phase == "scoring":
             lateness.append(now - run.last - TICK_MS)
         elif run.phase == "idle":
@@ -109,33 +107,27 @@ def measure_lens(text: str) -> dict[str, float]:
         elif run.phase == "idle" and now - run.since > IDLE_S * 1000:
             run.phase, run.since = "scoring", now
             lens.set_enabled(True)
-            run.last = clock.nsecsElapsed() / 1e6  # turning it on is part of the next gap
+            run.last = ticks.now()  # turning it on is part of the next gap
         elif run.phase == "scoring":
             if not run.first and editor.extraSelections():
                 run.first = now - run.since
             if finished():
                 run.all = now - run.since
-                loop.quit()  # not app.quit(): that would close the window and ask about saving
+                ticks.stop()
 
-    timer = QTimer()
-    timer.setTimerType(timer.timerType().PreciseTimer)
-    timer.timeout.connect(tick)
-    loop = QEventLoop()
-    clock.start()
-    timer.start(TICK_MS)
+    ticks = TickLoop(tick)
     gc.callbacks.append(on_collection)
     try:
-        loop.exec()
+        ticks.run()
     finally:
         gc.callbacks.remove(on_collection)
-    timer.stop()
     tokens = len(lens.scores())
     window.shutdown(keep_unsaved=False)
     app.processEvents()
-    lateness.sort()
-    idle.sort()
-    return {"max_stall_ms": lateness[-1], "p99_stall_ms": lateness[int(len(lateness) * 0.99)],
-            "idle_max_stall_ms": idle[-1], "idle_p99_stall_ms": idle[int(len(idle) * 0.99)],
+    longest, p99 = stall_figures(lateness)
+    idle_longest, idle_p99 = stall_figures(idle)
+    return {"max_stall_ms": longest, "p99_stall_ms": p99,
+            "idle_max_stall_ms": idle_longest, "idle_p99_stall_ms": idle_p99,
             "ticks": float(len(lateness)), "first_colours_s": run.first / 1000,
             "all_coloured_s": run.all / 1000, "tokens": float(tokens),
             "longest_collection_ms": max(collections, default=0.0)}
