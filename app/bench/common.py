@@ -17,6 +17,8 @@ from pathlib import Path
 # The trained stand-in GPT-2 (Hugging Face layout) beside the project, and its held-out text.
 STANDIN_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "standin"
 STANDIN_TEXT = "val-dev.txt"
+# In a cached conversion: the fingerprint of the converter that made it (exporter_fingerprint).
+EXPORTED_BY = ".exported-by"
 
 
 def default_cache_dir() -> Path:
@@ -34,19 +36,27 @@ def prepare_models(cache_dir: Path, preset: str, precisions: list[str]) -> dict[
         print(f"making a random {preset} checkpoint in {checkpoint}", file=sys.stderr)
         write_random_checkpoint(preset, checkpoint, seed=0)
     folders = {"checkpoint": checkpoint}
-    exporter = exporter_fingerprint()
     for precision in precisions:
         folder = cache_dir / f"{preset}-{precision}"
-        stamp = folder / ".exported-by"
-        current = (folder / "manifest.json").exists() and stamp.exists() \
-            and stamp.read_text() == exporter
-        if not current:  # never time a graph an older converter made
+        if not made_by_this_converter(folder):  # never time a graph an older converter made
             print(f"converting to {precision}", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
             export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
-            stamp.write_text(exporter)
+            stamp_converter(folder)
         folders[precision] = folder
     return folders
+
+
+def made_by_this_converter(folder: Path) -> bool:
+    """Whether `folder` holds a conversion that today's converter made (stamp_converter)."""
+    stamp = folder / EXPORTED_BY
+    return (folder / "manifest.json").exists() and stamp.exists() \
+        and stamp.read_text() == exporter_fingerprint()
+
+
+def stamp_converter(folder: Path) -> None:
+    """Record in a finished conversion which converter made it."""
+    (folder / EXPORTED_BY).write_text(exporter_fingerprint())
 
 
 def exporter_fingerprint() -> str:
@@ -101,12 +111,9 @@ def prepare_standin(cache_dir: Path, precision: str) -> Path:
     from models.export import export_model
 
     folder = cache_dir / f"standin-{precision}"
-    stamp = folder / ".exported-by"
-    exporter = exporter_fingerprint()
-    if not ((folder / "manifest.json").exists() and stamp.exists()
-            and stamp.read_text() == exporter):
+    if not made_by_this_converter(folder):
         print(f"converting the stand-in to {precision}", file=sys.stderr)
         shutil.rmtree(folder, ignore_errors=True)
         export_model(STANDIN_DIR, folder, precision, progress=lambda _: None)
-        stamp.write_text(exporter)
+        stamp_converter(folder)
     return folder

@@ -36,9 +36,10 @@ import numpy as np
 from app.bench.common import (
     STANDIN_TEXT,
     default_cache_dir,
-    exporter_fingerprint,
     machine_description,
+    made_by_this_converter,
     prepare_models,
+    stamp_converter,
 )
 from app.bench.lookup import prompts_from_held_out_text
 from app.engine.draft_model import DraftModel
@@ -122,9 +123,7 @@ def prepare(cache_dir: Path, preset: str, precision: str) -> Path:
     conversion the current converter made is used without its checkpoint (gpt2-xl's is 6.2 GB,
     deleted by --drop-checkpoints)."""
     folder = cache_dir / f"{preset}-{precision}"
-    stamp = folder / ".exported-by"
-    if (folder / "manifest.json").exists() and stamp.exists() \
-            and stamp.read_text() == exporter_fingerprint():
+    if made_by_this_converter(folder):
         return folder
     if precision != "int8-al1":
         return prepare_models(cache_dir, preset, [precision])[precision]
@@ -136,7 +135,7 @@ def prepare(cache_dir: Path, preset: str, precision: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     export_model(checkpoint, folder, "int8", quant=QuantOptions(accuracy_level=1),
                  progress=lambda _: None, gate=False)
-    stamp.write_text(exporter_fingerprint())
+    stamp_converter(folder)
     return folder
 
 
