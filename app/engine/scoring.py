@@ -10,7 +10,6 @@ Shapes: S scored positions, V vocab, K alternatives, N tokens of a table.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -181,14 +180,12 @@ def rank_tokens(logits: np.ndarray, targets: Sequence[int],
 
 def perplexity(scores: Sequence[TokenScore]) -> float | None:
     """exp of the mean negative log-probability; None for no tokens."""
-    if not scores:
-        return None
-    total = sum(-math.log(max(s.p, 1e-45)) for s in scores)
-    return math.exp(total / len(scores))
+    return probabilities_perplexity(np.fromiter((s.p for s in scores), np.float64, len(scores)))
 
 
 def probabilities_perplexity(probabilities: np.ndarray) -> float | None:
-    """`perplexity` of the tokens with these probabilities, in numpy; None for none."""
+    """exp of the mean negative log-probability of tokens with these probabilities; None for
+    none."""
     if not len(probabilities):
         return None
     log_p = np.log(np.maximum(np.asarray(probabilities, np.float64), 1e-45))
