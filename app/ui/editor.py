@@ -318,7 +318,7 @@ class Editor(QPlainTextEdit):
         palette = self.palette()
         selections: list[QTextEdit.ExtraSelection] = []
         if self._token_view:
-            first, last = self._view()
+            first, last = self.visible_range()
             margin = max(TOKEN_MARK_MARGIN_CHARS, (last - first) // 2)
             self._token_marked = (max(0, first - margin), last + margin)
             lo = bisect.bisect_right(self._spans, self._token_marked[0], key=lambda s: s.end)
@@ -342,7 +342,7 @@ class Editor(QPlainTextEdit):
         self._shown_marks = selections
         self.setExtraSelections(selections + self._find_marks)
 
-    def _view(self) -> tuple[int, int]:
+    def visible_range(self) -> tuple[int, int]:
         """The document positions [start, end) of the text on screen."""
         viewport = self.viewport()
         corner = QPoint(viewport.width() - 1, viewport.height() - 1)
@@ -354,7 +354,7 @@ class Editor(QPlainTextEdit):
         tokens in."""
         if not self._token_view or self._lens_marks:
             return
-        first, last = self._view()
+        first, last = self.visible_range()
         if first < self._token_marked[0] or last > self._token_marked[1]:
             self.refresh_marks()
 

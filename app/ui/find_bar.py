@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import re
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QKeyEvent, QTextCharFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -269,10 +269,7 @@ class FindBar(QWidget):
             return
         in_view: list[tuple[int, int]] = []
         if self._found and not self.isHidden():
-            viewport = self._editor.viewport()
-            top = self._editor.cursorForPosition(QPoint(0, 0)).position()
-            bottom = self._editor.cursorForPosition(
-                QPoint(viewport.width(), viewport.height())).position()
+            top, bottom = self._editor.visible_range()
             first = bisect.bisect_right(self._found, top, key=lambda match: match[1])
             last = bisect.bisect_right(self._found, bottom, key=lambda match: match[0])
             in_view = self._found[first:last]

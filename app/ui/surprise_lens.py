@@ -391,23 +391,18 @@ class SurpriseLens(QObject):
             return  # the text is still growing: scored once the generation ends
         self._request_revision = self._editor.revision
         text = self._editor.toPlainText()
-        visible_end = len(self._editor.text_before(self._end_of_view()))
+        visible_end = len(self._editor.text_before(self._view()[1]))
         self._prefix_end = visible_end if visible_end + VISIBLE_FIRST_MARGIN < len(text) else -1
         self._waiting = True
         self._request_id = self._worker.score(text[:visible_end] if self._prefix_end >= 0
                                               else text)
 
-    def _end_of_view(self) -> int:
-        """The document position where the last paragraph the editor shows ends."""
-        viewport = self._editor.viewport()
-        corner = QPoint(viewport.width() - 1, viewport.height() - 1)
-        block = self._editor.cursorForPosition(corner).block()
-        return block.position() + block.length() - 1
-
     def _view(self) -> tuple[int, int]:
         """The document positions [start, end) of the paragraphs on screen."""
-        first = self._editor.cursorForPosition(QPoint(0, 0)).block().position()
-        return first, self._end_of_view()
+        start, end = self._editor.visible_range()
+        document = self._editor.document()
+        last = document.findBlock(end)
+        return document.findBlock(start).position(), last.position() + last.length() - 1
 
     def _on_generation_running(self, running: bool) -> None:
         if self._on and not running:
