@@ -47,6 +47,7 @@ from app.engine.scoring import (
 from app.ui.editor import Editor
 from app.ui.generation import GenerationController
 from app.ui.theme import is_dark, probability_colour
+from app.ui.thread_priority import give_way_to_the_window
 from app.ui.token_text import percent, visible_token
 from app.ui.worker import EngineWorker
 
@@ -197,11 +198,12 @@ def place_scores(text: str, scores: ScoreTable, shown: PlacedTokens,
 def _placing_pool() -> ThreadPoolExecutor:
     """One thread for every window's lens: placements run one after another. Started when a
     lens is first turned on (starting a thread waits for it to run: that wait is better spent
-    before the scores come)."""
+    before the scores come); like the engine's, it gives way to the GUI thread."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lens-placing")
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lens-placing",
+                                       initializer=give_way_to_the_window)
             _POOL.submit(lambda: None)
         return _POOL
 

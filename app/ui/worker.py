@@ -27,6 +27,7 @@ from app.engine.events import GenerationStats
 from app.engine.protocol import TextEngine
 from app.engine.sampling_params import SamplingParams
 from app.ui.engines import NoModelError
+from app.ui.thread_priority import give_way_to_the_window
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class EngineWorker(QThread):
     # --- the worker thread -------------------------------------------------------------------
 
     def run(self) -> None:
+        # Before any model is loaded: onnxruntime's pool threads, started by this one, inherit it.
+        give_way_to_the_window()
         try:
             while True:
                 with self._wake:

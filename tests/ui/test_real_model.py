@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +13,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.ui.main_window import MainWindow
+from app.ui.thread_priority import ENGINE_NICE
 
 from .conftest import generate_and_wait, set_max_tokens
 
@@ -80,3 +84,28 @@ def test_stop_with_a_real_model(qtbot: QtBot, real_window: MainWindow) -> None:
         qtbot.keyClick(window.editor, Qt.Key.Key_Escape)
         at_stop = window.editor.toPlainText()
     assert window.editor.toPlainText() == at_stop
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="only Linux gives each thread its own nice value")
+def test_the_engine_threads_give_way_to_the_window(real_window: MainWindow) -> None:
+    """The worker, and onnxruntime's pool that it started (threads take their parent's name on
+    Linux), run at a lower priority than the GUI thread, so a repaint is not kept waiting for
+    a core while the model runs."""
+    worker_ids: list[int] = []
+    caller = threading.Thread(target=real_window.worker.run_on_engine,
+                              args=(lambda engine: worker_ids.append(threading.get_native_id()),))
+    caller.start()
+    caller.join(10)
+
+    def nice(thread_id: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+    def name(thread_id: int) -> str:
+        return Path(f"/proc/self/task/{thread_id}/comm").read_text().strip()
+
+    threads = [int(entry.name) for entry in Path("/proc/self/task").iterdir()]
+    engine_threads = [t for t in threads if name(t) == name(worker_ids[0])]
+    assert worker_ids[0] in engine_threads
+    assert {nice(t) for t in engine_threads} == {ENGINE_NICE}
+    assert nice(threading.main_thread().native_id) == 0
