@@ -88,13 +88,18 @@ class QuantOptions:
     for the bits). head_bits: the tied embedding / LM head's bits (HEAD_BITS: int8 in an int4
     model; the embedding's blocks are always symmetric). int8_matrices: in an int4 model, the
     matrices kept int8, by name ("mlp.c_proj": every block's; "h.0.mlp.c_proj": one). A
-    matrix whose bits differ from the model's takes its own bits' defaults."""
+    matrix whose bits differ from the model's takes its own bits' defaults. per_column: the
+    blocks' int8 matrices stored with one scale per column and run by DynamicQuantizeMatMul
+    (the activations quantised to uint8 per call, one scale for the whole input) as the prompt
+    graph's are, instead of MatMulNBits' blocks; the LM head stays MatMulNBits (it shares its
+    bytes with the embedding's gather)."""
 
     accuracy_level: int = 4
     block_size: int | None = None
     symmetric: bool | None = None
     head_bits: int = HEAD_BITS
     int8_matrices: tuple[str, ...] = ()
+    per_column: bool = False
 
     def __post_init__(self) -> None:
         if self.accuracy_level not in (0, 1, 2, 3, 4):
@@ -237,7 +242,8 @@ class _Linear:
                  fuse_gelu: bool = False) -> str:
         g, k, n = self.g, weight.shape[0], weight.shape[1]
         bits = WEIGHT_BITS.get(self.precision)
-        if bits and self.prompt:
+        if bits and (self.prompt or (self.quant.per_column and
+                                     self.quant.layout(name, k, bits).bits == 8)):
             q, scales = quantize_columns(weight)
             inputs = [x, g.const(name + ".qcolumns", q), g.const(name + ".column_scales", scales)]
             if bias is not None and not fuse_gelu:

@@ -216,7 +216,7 @@ def variants_for(precision: str, n_embd: int) -> list[Variant]:
     accuracy_level, the block size (those that differ from the default), zero points (on when
     the default is off, and off when on), for int4 the LM head in 4 bits (the default keeps it
     int8) and the MLP's c_proj in int8, and leaving out SmoothQuant (the default folds it in
-    at SMOOTH_ALPHA)."""
+    at SMOOTH_ALPHA); for int8 the matrices per column (DynamicQuantizeMatMul)."""
     from models.graph import DEFAULT_QUANT, SYMMETRIC, WEIGHT_BITS, QuantOptions
 
     bits = WEIGHT_BITS[precision]
@@ -233,6 +233,9 @@ def variants_for(precision: str, n_embd: int) -> list[Variant]:
     symmetric = not SYMMETRIC[bits]
     found.append(Variant("symmetric, no zero points" if symmetric else "zero points",
                          QuantOptions(symmetric=symmetric)))
+    if bits == 8:
+        found.append(Variant("per-column int8 (DynamicQuantizeMatMul)",
+                             QuantOptions(per_column=True)))
     if bits == 4:
         found.append(Variant("LM head int4", QuantOptions(head_bits=4)))
         found.append(Variant("MLP c_proj int8", QuantOptions(int8_matrices=("mlp.c_proj",))))
