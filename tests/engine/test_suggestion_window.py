@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.engine.context import SLIDE_SLACK, context_window, window_limit
@@ -95,3 +96,31 @@ def test_a_suggestion_after_a_generate_that_slid_runs_only_what_is_new(engine: E
     assert len(events) == 350
     gen.suggest([*text, *(e.token_id for e in events)], SamplingParams(seed=1), 3, 8)
     assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens - 1
+
+
+def test_the_lens_and_suggestions_on_a_long_document_do_not_re_read_each_others_window(
+        engine: Engine) -> None:
+    """Scoring windows start on a grid of half a context, suggestions' on a quarter: with one
+    cache, each keystroke's suggestion re-read ~700 tokens after the lens had scored, and the
+    lens ~1,000 after the suggestion."""
+    text = long_text(3000)
+    gen = engine.generator
+    runner = gen.runner
+    forward = runner.forward
+    fed: list[int] = []
+
+    def counting_forward(ids: np.ndarray, cache: object, keep: int = 1) -> np.ndarray:
+        fed.append(ids.shape[1])
+        return forward(ids, cache, keep)  # type: ignore[arg-type]
+
+    runner.forward = counting_forward  # type: ignore[method-assign]
+    gen.suggest(text, SamplingParams(seed=1), 3, 8)
+    gen.score(text)
+    for typed in ([*text, 7], [*text, 7, 11]):  # a token typed, then another
+        fed.clear()
+        gen.suggest(typed, SamplingParams(seed=1), 3, 8)
+        assert gen.last_stats.reused_tokens == gen.last_stats.prompt_tokens - 1
+        fed.clear()
+        scores = gen.score(typed)
+        assert len(scores) == len(typed)
+        assert sum(fed) <= 2  # the new token, and the one run again for its logits
