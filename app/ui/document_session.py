@@ -1,17 +1,19 @@
 """The document in the editor: its file, New/Open/Save/Save As, the unsaved-changes question,
-and the autosave that recovers text after a crash. Dialogs open over `window`."""
+the question before a save replaces what another program wrote to the file, and the autosave
+that recovers text after a crash. Dialogs open over `window`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.engine.errors import GhostpenError
 from app.paths import recovery_dir
 from app.ui.documents import FILE_FILTER, Autosave, Recovery, read_text, write_text_atomic
 from app.ui.editor import Editor
+from app.ui.file_stamp import FileStamp
 from app.ui.settings import Settings
 
 
@@ -28,12 +30,17 @@ class DocumentSession(QObject):
         self.settings = settings
         self.window = window
         self.path: Path | None = None
+        # The file as this window last read or wrote it (None: unknown, as after a recovery);
+        # and the change on disk already reported, so that it is said once.
+        self._stamp: FileStamp | None = None
+        self._reported: FileStamp | None = None
         self.autosave = Autosave(recovery_dir())
         self._dirty = False  # changed since the last autosave
         editor.document().contentsChanged.connect(self._mark_dirty)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.autosave_now)
         self._timer.start(max(100, int(float(settings.get("autosave_interval_s")) * 1000)))
+        window.installEventFilter(self)  # coming back to the window: was the file changed?
 
     @property
     def name(self) -> str:
@@ -59,6 +66,7 @@ class DocumentSession(QObject):
             if not chosen:
                 return False
             path = Path(chosen)
+        stamp = FileStamp.of(path)  # before the read: a change in between is asked about
         try:
             text = read_text(path)
         except GhostpenError as error:
@@ -66,12 +74,17 @@ class DocumentSession(QObject):
             QMessageBox.warning(self.window, "Open", str(error))
             return False
         self._load(text, path)
+        self._stamp = stamp
         self._remember(path)
         self.message.emit(f"Opened {path.name}.")
         return True
 
     def save(self) -> bool:
-        return self.save_as() if self.path is None else self._write(self.path)
+        if self.path is None:
+            return self.save_as()
+        if not self._may_replace(self.path):
+            return False
+        return self._write(self.path)
 
     def save_as(self) -> bool:
         suggested = str(self.path or Path(self._start_dir()) / "Untitled.txt")
@@ -82,6 +95,10 @@ class DocumentSession(QObject):
         path = Path(chosen)
         if not path.suffix:
             path = path.with_suffix(".md" if chosen_filter == "Markdown (*.md)" else ".txt")
+        # The file dialog asked before replacing another file; the document's own file may
+        # have been changed meanwhile all the same.
+        if path == self.path and not self._may_replace(path):
+            return False
         return self._write(path)
 
     def maybe_save(self) -> bool:
@@ -134,6 +151,7 @@ class DocumentSession(QObject):
         self.replacing.emit()
         self.editor.set_text(recovery.text)
         self.path = recovery.document_path
+        self._stamp = None  # what the file held when the text was autosaved is not known
         self.editor.document().setModified(True)
         self._dirty = False
         self.path_changed.emit()
@@ -155,6 +173,41 @@ class DocumentSession(QObject):
         self.discarded.emit(recovery)
         self.message.emit(f"Discarded the unsaved text of {recovery.name}.")
 
+    # --- the file changed by another program ----------------------------------------------------
+
+    def _may_replace(self, path: Path) -> bool:
+        """Ask before a save replaces text another program wrote to the file since this window
+        read or wrote it; True when nothing changed or the person chose to replace it."""
+        if self._stamp is None or not self._stamp.changed_on_disk(path):
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.warning(
+            self.window, "Changed on Disk",
+            f"{path.name} was changed by another program since you opened it. Saving replaces "
+            f"those changes with your text. Cancel keeps both: then Save As saves yours under "
+            f"another name.", buttons.Save | buttons.Cancel, buttons.Cancel)
+        return answer == buttons.Save
+
+    def check_disk(self) -> None:
+        """Say once, in the status bar, that another program changed the document's file."""
+        if self.path is None or self._stamp is None or not self._stamp.changed_on_disk(self.path):
+            return
+        now = FileStamp.of(self.path)
+        if now is None or now == self._reported:
+            return
+        self._reported = now
+        if self.is_modified():
+            self.message.emit(f"{self.path.name} was changed by another program; Save will ask "
+                              f"before replacing those changes.")
+        else:
+            self.message.emit(f"{self.path.name} was changed by another program; open it again "
+                              f"to see the new text.")
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.WindowActivate:
+            self.check_disk()
+        return False
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _write(self, path: Path) -> bool:
@@ -165,6 +218,7 @@ class DocumentSession(QObject):
             QMessageBox.warning(self.window, "Save", str(error))
             return False
         self.path = path
+        self._stamp = FileStamp.of(path)
         self.editor.document().setModified(False)
         self.autosave.clear()
         self._dirty = False
@@ -177,6 +231,7 @@ class DocumentSession(QObject):
         self.replacing.emit()
         self.editor.set_text(text)
         self.path = path
+        self._stamp = None  # open() stamps what it read
         self.editor.document().setModified(False)
         self.autosave.clear()
         self._dirty = False

@@ -317,3 +317,72 @@ def test_sessions_killed_before_their_first_autosave_leave_no_lock(tmp_path: Pat
     assert autosave.recoverable() == []
     assert [lock.stem for lock in tmp_path.glob("*.lock")] == [autosave.session]
     autosave.close()
+
+
+def open_in_window(window: MainWindow, answer: Answers, file: Path) -> None:
+    answer.set(QFileDialog, "getOpenFileName", (str(file), ""))
+    window.open_action.trigger()
+
+
+def changed_by_another_program(file: Path, text: str) -> None:
+    file.write_text(text, encoding="utf-8")
+    later = time.time() + 5  # as a coarse file-system clock would stamp a later write
+    os.utime(file, (later, later))
+
+
+def test_saving_over_a_file_another_program_changed_asks_first(
+        qtbot: QtBot, window: MainWindow, answer: Answers, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Monday", encoding="utf-8")
+    open_in_window(window, answer, notes)
+    window.editor.moveCursor(window.editor.textCursor().MoveOperation.End)
+    qtbot.keyClicks(window.editor, ", Tuesday")
+    changed_by_another_program(notes, "Monday, from the phone")
+    answer.set(QMessageBox, "warning", QMessageBox.StandardButton.Cancel)
+    window.save_action.trigger()
+    assert [args[1] for name, args in answer.asked if name == "warning"] == ["Changed on Disk"]
+    assert notes.read_text(encoding="utf-8") == "Monday, from the phone"
+    assert window.editor.toPlainText() == "Monday, Tuesday" and window.isWindowModified()
+    answer.set(QMessageBox, "warning", QMessageBox.StandardButton.Save)  # replace it after all
+    window.save_action.trigger()
+    assert notes.read_text(encoding="utf-8") == "Monday, Tuesday"
+    assert not window.isWindowModified()
+    answer.asked.clear()
+    qtbot.keyClicks(window.editor, "!")
+    window.save_action.trigger()  # its own last save is no change by another program
+    assert answer.asked == [] and notes.read_text(encoding="utf-8") == "Monday, Tuesday!"
+
+
+def test_a_file_only_touched_or_removed_saves_without_a_question(
+        qtbot: QtBot, window: MainWindow, answer: Answers, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Monday", encoding="utf-8")
+    open_in_window(window, answer, notes)
+    changed_by_another_program(notes, "Monday")  # the same bytes, a new time: a sync client
+    qtbot.keyClicks(window.editor, "On ")
+    window.save_action.trigger()
+    notes.unlink()
+    qtbot.keyClicks(window.editor, "X")
+    window.save_action.trigger()
+    assert [name for name, _ in answer.asked] == ["getOpenFileName"]  # no question
+    assert notes.read_text(encoding="utf-8") == "On XMonday"
+
+
+def test_coming_back_to_the_window_says_once_that_the_file_changed(
+        qtbot: QtBot, window: MainWindow, answer: Answers, tmp_path: Path) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Monday", encoding="utf-8")
+    open_in_window(window, answer, notes)
+    messages: list[str] = []
+    window.document.message.connect(messages.append)
+    QApplication.sendEvent(window, QEvent(QEvent.Type.WindowActivate))
+    assert messages == []
+    changed_by_another_program(notes, "Monday, from the phone")
+    for _ in range(2):
+        QApplication.sendEvent(window, QEvent(QEvent.Type.WindowActivate))
+    assert messages == ["notes.txt was changed by another program; open it again to see the "
+                        "new text."]
+    assert window.editor.toPlainText() == "Monday"
