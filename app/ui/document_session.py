@@ -11,7 +11,15 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.engine.errors import GhostpenError
 from app.paths import recovery_dir
-from app.ui.documents import FILE_FILTER, Autosave, Recovery, read_text, write_text_atomic
+from app.ui.documents import (
+    FILE_FILTER,
+    PLAIN,
+    Autosave,
+    Recovery,
+    TextFormat,
+    read_document,
+    write_text_atomic,
+)
 from app.ui.editor import Editor
 from app.ui.file_stamp import FileStamp
 from app.ui.settings import Settings
@@ -34,6 +42,7 @@ class DocumentSession(QObject):
         # and the change on disk already reported, so that it is said once.
         self._stamp: FileStamp | None = None
         self._reported: FileStamp | None = None
+        self._format: TextFormat = PLAIN  # the line endings and mark the file was opened with
         self.autosave = Autosave(recovery_dir())
         self._dirty = False  # changed since the last autosave
         editor.document().contentsChanged.connect(self._mark_dirty)
@@ -68,13 +77,13 @@ class DocumentSession(QObject):
             path = Path(chosen)
         stamp = FileStamp.of(path)  # before the read: a change in between is asked about
         try:
-            text = read_text(path)
+            text, text_format = read_document(path)
         except GhostpenError as error:
             self.message.emit(str(error))
             QMessageBox.warning(self.window, "Open", str(error))
             return False
         self._load(text, path)
-        self._stamp = stamp
+        self._stamp, self._format = stamp, text_format
         self._remember(path)
         self.message.emit(f"Opened {path.name}.")
         return True
@@ -212,7 +221,7 @@ class DocumentSession(QObject):
 
     def _write(self, path: Path) -> bool:
         try:
-            write_text_atomic(path, self.editor.toPlainText())
+            write_text_atomic(path, self.editor.toPlainText(), text_format=self._format)
         except GhostpenError as error:
             self.message.emit(str(error))
             QMessageBox.warning(self.window, "Save", str(error))
@@ -231,7 +240,7 @@ class DocumentSession(QObject):
         self.replacing.emit()
         self.editor.set_text(text)
         self.path = path
-        self._stamp = None  # open() stamps what it read
+        self._stamp, self._format = None, PLAIN  # open() says what it read
         self.editor.document().setModified(False)
         self.autosave.clear()
         self._dirty = False

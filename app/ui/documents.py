@@ -35,12 +35,43 @@ _WHAT_TO_DO = {
 }
 
 
+@dataclass(frozen=True)
+class TextFormat:
+    """How a document's file writes its text: its line ending and whether it starts with
+    UTF-8's byte-order mark. The editor holds line feeds only; a file opened with Windows
+    line endings (or a mark) is saved with them again, so that a save changes only what was
+    written."""
+
+    line_ending: str = "\n"
+    bom: bool = False
+
+    @staticmethod
+    def of(data: bytes) -> TextFormat:
+        """The format of a file's bytes: its most frequent line ending (a line feed on a tie
+        or none), and its mark."""
+        crlf = data.count(b"\r\n")
+        endings = {"\n": data.count(b"\n") - crlf, "\r\n": crlf, "\r": data.count(b"\r") - crlf}
+        most = max(endings.values())
+        line_ending = "\n" if endings["\n"] == most else max(endings, key=endings.__getitem__)
+        return TextFormat(line_ending, data.startswith(b"\xef\xbb\xbf"))
+
+    def encode(self, text: str) -> bytes:
+        if self.line_ending != "\n":
+            text = text.replace("\n", self.line_ending)
+        return ("\ufeff" + text if self.bom else text).encode("utf-8")
+
+
+PLAIN = TextFormat()
+
+
 # Not QSaveFile: it keeps the mode, writes through a symlink and honours the umask, but the
 # file it leaves belongs to whoever saved (owner and group are lost) and it never syncs the
 # folder, so after a power cut the rename can be gone (checked with Qt 6.12 on 2026-12-02).
-def write_text_atomic(path: Path, text: str, new_file_mode: int = 0o666) -> None:
-    """Write `text` as UTF-8 to `path` so that the file on disk is always the old version or
-    the new one, whole: a temporary file beside it, synced, renamed over it, the folder synced.
+def write_text_atomic(path: Path, text: str, new_file_mode: int = 0o666,
+                      text_format: TextFormat = PLAIN) -> None:
+    """Write `text` as UTF-8 in `text_format` to `path` so that the file on disk is always the
+    old version or the new one, whole: a temporary file beside it, synced, renamed over it,
+    the folder synced.
 
     A symlink is written through: its target is replaced, in the target's folder, and the link
     stays a link. An existing file keeps its mode, and its owner and group where this process
@@ -48,7 +79,7 @@ def write_text_atomic(path: Path, text: str, new_file_mode: int = 0o666) -> None
     A failure leaves the old file as it was and raises a GhostpenError of one line."""
     path = Path(path)
     target = Path(os.path.realpath(path))
-    data = text.encode("utf-8")
+    data = text_format.encode(text)
     existing: os.stat_result | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -142,14 +173,21 @@ def _save_error(path: Path, error: OSError, existed: bool) -> GhostpenError:
 
 
 def read_text(path: Path) -> str:
-    """The text of a UTF-8 file (a byte-order mark is dropped); one-line errors otherwise."""
+    """The text of a UTF-8 file (a byte-order mark is dropped, every line ending read as a
+    line feed); one-line errors otherwise."""
+    return read_document(path)[0]
+
+
+def read_document(path: Path) -> tuple[str, TextFormat]:
+    """read_text's text, and the format to save it back in."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise GhostpenError(f"Cannot open {path.name}: {error.strerror or error}.") from error
     try:
-        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        return text, TextFormat.of(data)
     except UnicodeDecodeError as error:
         raise GhostpenError(
             f"Cannot open {path.name}: it is not UTF-8 text (Ghostpen opens UTF-8 .txt and .md)."

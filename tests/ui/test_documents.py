@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.engine.errors import GhostpenError
-from app.ui.documents import Autosave, read_text, write_text_atomic
+from app.ui.documents import Autosave, TextFormat, read_text, write_text_atomic
 from app.ui.main_window import MainWindow
 
 from .conftest import Answers
@@ -386,3 +386,38 @@ def test_coming_back_to_the_window_says_once_that_the_file_changed(
     assert messages == ["notes.txt was changed by another program; open it again to see the "
                         "new text."]
     assert window.editor.toPlainText() == "Monday"
+
+
+def test_a_file_is_saved_with_the_line_endings_and_mark_it_was_opened_with(
+        qtbot: QtBot, window: MainWindow, answer: Answers, tmp_path: Path) -> None:
+    """A Windows file stays a Windows file: a save changes only what was written."""
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes("\ufeffLine one\r\nLine two\r\n".encode())
+    open_in_window(window, answer, notes)
+    window.editor.moveCursor(window.editor.textCursor().MoveOperation.End)
+    qtbot.keyClicks(window.editor, "Line three")
+    window.save_action.trigger()
+    assert notes.read_bytes() == "\ufeffLine one\r\nLine two\r\nLine three".encode()
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"Unix\nfile\n")
+    open_in_window(window, answer, plain)
+    qtbot.keyClicks(window.editor, "A ")
+    window.save_action.trigger()
+    assert plain.read_bytes() == b"A Unix\nfile\n"
+    window.new_action.trigger()
+    qtbot.keyClicks(window.editor, "new")
+    window.editor.insertPlainText("\nlines")
+    answer.set(QFileDialog, "getSaveFileName", (str(tmp_path / "new.txt"), "Text (*.txt)"))
+    window.save_action.trigger()
+    assert (tmp_path / "new.txt").read_bytes() == b"new\nlines"  # a new file: line feeds
+
+
+@pytest.mark.parametrize(("data", "line_ending", "bom"), [
+    (b"one\r\ntwo\r\nthree\n", "\r\n", False),  # mostly Windows: a stray line feed is read too
+    (b"one\rtwo\r", "\r", False),  # classic Mac OS
+    (b"\xef\xbb\xbfone line", "\n", True),  # no ending at all: line feeds for new lines
+    (b"one\ntwo\r\n", "\n", False),  # a tie
+])
+def test_a_files_format_is_its_most_frequent_line_ending_and_its_mark(
+        data: bytes, line_ending: str, bom: bool) -> None:
+    assert TextFormat.of(data) == TextFormat(line_ending, bom)
