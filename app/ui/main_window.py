@@ -71,8 +71,8 @@ from app.writing_actions import user_actions_dir
 PREVIEW_DELAY_MS = 100
 STATUS_MS = 8000
 LOADING_TEXT = "Loading model…"
-NO_MODEL_MESSAGE = ("No model to write with yet: open Models ▸ Manage Models… (Ctrl+M) and "
-                    "choose Download… or Add from Folder….")
+NO_MODEL_MESSAGE = ("No model to write with yet: download one or add one from a folder "
+                    "(Models ▸ Manage Models…, Ctrl+M).")
 
 
 class MainWindow(QMainWindow):
@@ -498,13 +498,7 @@ class MainWindow(QMainWindow):
         folder = html.escape(str(models_dir()))
         link = f'<a href="{QUrl.fromLocalFile(str(models_dir())).toString()}">{folder}</a>'
         if no_model:
-            self._show_welcome()
-            self.notice.show_notice(
-                "No model is installed yet",
-                "Ghostpen writes with a GPT-2 model kept on this computer. Put a converted "
-                "model folder (one with <i>model.onnx</i> inside, as <code>python -m "
-                f"models.export</code> makes it) in {link}, then press <b>F5</b> "
-                "(Models ▸ Reload Model). You can write, open and save documents meanwhile.")
+            self._show_welcome()  # its offers, and where a converted folder goes
         else:
             self.notice.show_notice("The model could not be loaded",
                                     f"{html.escape(message)}<br>Models are kept in {link}.")

@@ -10,15 +10,17 @@ WelcomeWidget can sit inside the main window (its empty state); WelcomeDialog wr
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDialog, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app import hub_download, model_store
 from app.model_store import InstalledModel
+from app.paths import models_dir
 from app.ui.model_dialog import error_label
 from app.ui.model_tasks import ModelJobs, ProgressPanel
 
@@ -57,6 +59,18 @@ class WelcomeWidget(QWidget):
             "or an ONNX model folder (copied)")
         self.add_button.setToolTip(self.add_button.accessibleDescription())
         self.add_button.clicked.connect(self.ask_add_folder)
+        # For whoever converted a model themselves: where it goes (the notice the window
+        # showed for this before sat above these offers and repeated them).
+        folder = root or models_dir()
+        link = (f'<a href="{QUrl.fromLocalFile(str(folder)).toString()}">'
+                f"{html.escape(str(folder))}</a>")
+        self.folder_hint = QLabel(
+            "Or put a model folder you converted yourself (with <i>model.onnx</i> inside, as "
+            f"<code>python -m models.export</code> makes it) in {link} and press <b>F5</b>.",
+            self)
+        self.folder_hint.setWordWrap(True)
+        self.folder_hint.setOpenExternalLinks(True)
+        self.folder_hint.setAccessibleName("Where models are kept")
         self.error = error_label(self)
         self.status = QLabel(self)
         self.status.setWordWrap(True)  # the quality gate's notice is a long line
@@ -68,10 +82,14 @@ class WelcomeWidget(QWidget):
         self.jobs.busy_changed.connect(self._on_busy_changed)
 
         layout = QVBoxLayout(self)
+        offers = QHBoxLayout()
+        offers.addWidget(self.download_button)
+        offers.addWidget(self.add_button)
+        offers.addStretch(1)  # buttons as wide as their words, not the window
         layout.addWidget(heading)
         layout.addWidget(intro)
-        layout.addWidget(self.download_button)
-        layout.addWidget(self.add_button)
+        layout.addLayout(offers)
+        layout.addWidget(self.folder_hint)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.error)
