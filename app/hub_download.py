@@ -135,7 +135,7 @@ class _RemoteFile:
 def _network_error(endpoint: str, error: BaseException) -> HubUnreachable:
     reason = first_line(error, 100) or type(error).__name__
     return HubUnreachable(f"Could not reach the Hugging Face Hub ({endpoint}: {reason}); check "
-                          "the connection or use Add from folder.")
+                          "the connection or use Add from Folder.")
 
 
 def _hub_call(endpoint: str, repo_id: str, call: Callable[[], Any]) -> Any:
@@ -154,10 +154,10 @@ def _hub_call(endpoint: str, repo_id: str, call: Callable[[], Any]) -> Any:
         return call()
     except OfflineModeIsEnabled as error:
         raise HubUnavailable("Downloads are off (HF_HUB_OFFLINE is set); unset it or use Add "
-                             "from folder.") from error
+                             "from Folder.") from error
     except GatedRepoError as error:
         raise HubUnavailable(f"{repo_id} is gated on the Hub; download it in a browser and use "
-                             "Add from folder.") from error
+                             "Add from Folder.") from error
     except RepositoryNotFoundError as error:
         raise HubUnavailable(f"{repo_id} is not on the Hugging Face Hub ({endpoint}).") from error
     except RevisionNotFoundError as error:
@@ -166,10 +166,10 @@ def _hub_call(endpoint: str, repo_id: str, call: Callable[[], Any]) -> Any:
         status = error.response.status_code if error.response is not None else 0
         kind = HubUnreachable if status >= 500 or status in (408, 429) else HubUnavailable
         raise kind(f"The Hugging Face Hub answered HTTP {status or '?'} for {repo_id}; try "
-                   "again later or use Add from folder.") from error
+                   "again later or use Add from Folder.") from error
     except FileMetadataError as error:
         raise HubUnavailable(f"{endpoint} does not answer like the Hugging Face Hub (check "
-                             "HF_ENDPOINT); use Add from folder.") from error
+                             "HF_ENDPOINT); use Add from Folder.") from error
     except (httpx2.TransportError, ConnectionError, TimeoutError) as error:
         raise _network_error(endpoint, error) from error
     except OSError as error:  # the disk: full, read-only, permissions
@@ -221,7 +221,7 @@ def _resolve_files(repo_id: str, revision: str, endpoint: str,
         if _etag_digest(meta.etag) is None and meta.size is None:
             raise HubUnavailable(f"{endpoint} gave {filename} neither a checksum (its ETag "
                                  f"{meta.etag!r} is none) nor a size, so its download could not "
-                                 "be checked; check HF_ENDPOINT or use Add from folder.")
+                                 "be checked; check HF_ENDPOINT or use Add from Folder.")
         return _RemoteFile(filename, meta, storage / "blobs" / meta.etag)
 
     config = _hub_call(endpoint, repo_id, lambda: head("config.json", revision))
@@ -358,7 +358,7 @@ def _check_integrity(path: Path, file: _RemoteFile, repo_id: str) -> None:
         if announced is None:  # _resolve_files refuses such a file before fetching it
             path.unlink()
             raise HubUnavailable(f"{file.filename} of {repo_id} has neither a checksum nor a "
-                                 "size to check; use Add from folder.")
+                                 "size to check; use Add from Folder.")
         return  # a mirror's own ETag: the size is what there is to check
     if len(etag) == 40:
         digest.update(f"blob {size}\0".encode())
@@ -406,7 +406,7 @@ def download(repo_id: str, progress: ProgressCallback | None = None,
         if snapshot is None:
             raise HubUnavailable(f"Downloads are off (HF_HUB_OFFLINE is set) and {repo_id} is not "
                                  "in the Hugging Face cache; unset HF_HUB_OFFLINE or use Add "
-                                 "from folder.")
+                                 "from Folder.")
         return snapshot, snapshot.name
     progress(TaskProgress("download", f"Asking {endpoint} for {repo_id}"))
     try:

@@ -188,7 +188,7 @@ def test_offline_mode_is_one_line_and_asks_nothing(hub: FakeHub,
     with pytest.raises(HubUnavailable) as failure:
         hub_download.download_and_convert(GPT2_REPO, "int8")
     message = str(failure.value)
-    assert "HF_HUB_OFFLINE" in message and "Add from folder" in message and "\n" not in message
+    assert "HF_HUB_OFFLINE" in message and "Add from Folder" in message and "\n" not in message
     assert hub.log == []
 
 
@@ -208,7 +208,7 @@ def test_unreachable_hub_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         hub_download.download_and_convert(GPT2_REPO, "int8")
     message = str(failure.value)
     assert message.startswith("Could not reach the Hugging Face Hub (")
-    assert "check the connection or use Add from folder" in message and "\n" not in message
+    assert "check the connection or use Add from Folder" in message and "\n" not in message
 
 
 def test_missing_repo_and_pickle_only_repo(hub: FakeHub, tiny_checkpoint: Path,

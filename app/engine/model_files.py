@@ -274,6 +274,7 @@ def find_onnx(folder: Path) -> Path:
         return found[0]
     if has_checkpoint_weights(folder):
         raise ModelLoadError(f"{folder} is a checkpoint, not a converted model; convert it with "
-                             f"`python -m models.export {folder} OUT` or Models → Add from folder.")
+                             f"`python -m models.export {folder} OUT` or Models ▸ Manage "
+                             "Models… ▸ Add from Folder.")
     raise ModelLoadError(f"{folder} holds no model.onnx; choose a Ghostpen model folder or an "
                          "ONNX GPT-2 export.")
