@@ -393,6 +393,10 @@ class MainWindow(QMainWindow):
         self.panel.select_preset(s.get("preset"), apply=False)
         self.token_view_action.setChecked(s.get("token_view"))
         self.editor.set_token_view(s.get("token_view"))
+        # The lens as it was left: its scores come once a model is loaded (the worker loads
+        # before it scores).
+        self.lens.legend.mode_button.setChecked(bool(s.get("lens_by_probability")))
+        self.lens.set_enabled(bool(s.get("lens")))
         device = s.get("device") if s.get("device") in DEVICES else "auto"
         for action in self.menus.device_group.actions():
             action.setChecked(action.data() == device)
@@ -407,6 +411,8 @@ class MainWindow(QMainWindow):
         s.set("preset", self.panel.current_preset())
         s.set("presets", self.panel.presets.user_json())
         s.set("token_view", self.editor.token_view())
+        s.set("lens", self.lens.enabled())
+        s.set("lens_by_probability", self.lens.legend.by_probability())
         s.save()
 
     def set_theme(self, theme: str, save: bool = True) -> None:

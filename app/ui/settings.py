@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "recent_files": [],
     "last_dir": "",
     "token_view": False,
+    "lens": False,  # the surprise lens on at start, as it was left
+    "lens_by_probability": False,  # its colours by probability instead of by rank
     "autosave_interval_s": 5.0,
     # Ghost-text suggestions (autocomplete.py)
     "suggestions": True,

@@ -421,3 +421,18 @@ def test_the_progress_while_scoring_does_not_lay_the_window_out_again(
     # A few (the lens's strip coming, the progress figure shown and gone, the perplexity
     # shown), not one or two a figure.
     assert len(layouts) <= 16
+
+
+def test_the_lens_comes_back_on_as_it_was_left(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    first = make_window()
+    lens_on(qtbot, first)
+    first.lens.legend.mode_button.click()  # by probability
+    first.shutdown()
+    again = make_window()  # the next start, with the settings the first one saved
+    assert again.lens.enabled() and again.lens.legend.by_probability()
+    again.editor.set_text(TEXT)
+    qtbot.waitUntil(lambda: len(again.lens.scores()) == len(TEXT.encode()), timeout=5000)
+    again.lens.action.trigger()  # off, and off at the start after that
+    again.shutdown()
+    assert not make_window().lens.enabled()
