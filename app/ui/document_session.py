@@ -161,6 +161,7 @@ class DocumentSession(QObject):
         self.editor.set_text(recovery.text)
         self.path = recovery.document_path
         self._stamp = None  # what the file held when the text was autosaved is not known
+        self._format = TextFormat.of_file(self.path) if self.path else PLAIN
         self.editor.document().setModified(True)
         self._dirty = False
         self.path_changed.emit()
@@ -192,9 +193,9 @@ class DocumentSession(QObject):
         buttons = QMessageBox.StandardButton
         answer = QMessageBox.warning(
             self.window, "Changed on Disk",
-            f"{path.name} was changed by another program since you opened it. Saving replaces "
-            f"those changes with your text. Cancel keeps both: then Save As saves yours under "
-            f"another name.", buttons.Save | buttons.Cancel, buttons.Cancel)
+            f"{path.name} was changed by another program since you opened or last saved it. "
+            f"Saving replaces those changes with your text. Cancel keeps both: then Save As "
+            f"saves yours under another name.", buttons.Save | buttons.Cancel, buttons.Cancel)
         return answer == buttons.Save
 
     def check_disk(self) -> None:

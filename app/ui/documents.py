@@ -55,6 +55,14 @@ class TextFormat:
         line_ending = "\n" if endings["\n"] == most else max(endings, key=endings.__getitem__)
         return TextFormat(line_ending, data.startswith(b"\xef\xbb\xbf"))
 
+    @staticmethod
+    def of_file(path: Path) -> TextFormat:
+        """The format of the file at `path`; line feeds and no mark where it cannot be read."""
+        try:
+            return TextFormat.of(Path(path).read_bytes())
+        except OSError:
+            return TextFormat()
+
     def encode(self, text: str) -> bytes:
         if self.line_ending != "\n":
             text = text.replace("\n", self.line_ending)

@@ -237,3 +237,14 @@ def test_quitting_without_the_close_question_keeps_unsaved_text(
     restarted = make_window()
     click(qtbot, restarted.recovery_offer.restore_button)
     assert restarted.editor.toPlainText() == "typed just before the logout"
+
+
+def test_restored_text_is_saved_with_its_files_line_endings(
+        qtbot: QtBot, make_window: Callable[..., MainWindow], tmp_path: Path) -> None:
+    novel = tmp_path / "novel.txt"
+    novel.write_bytes(b"Chapter one\r\n")
+    crashed_session("Chapter one\nwords from last night", novel)
+    window = make_window()
+    click(qtbot, window.recovery_offer.restore_button)
+    window.save_action.trigger()
+    assert novel.read_bytes() == b"Chapter one\r\nwords from last night"
