@@ -387,7 +387,9 @@ def convert(src: Path, root: Path, name: str, precision: str, source: str,
 
     def report(message: str) -> None:
         check_cancel(cancel, cancelled)
-        progress(TaskProgress("convert", message))
+        # The converter writes its stages for a terminal ("measuring int8 against fp32 …"):
+        # in a window they read as sentences.
+        progress(TaskProgress("convert", message[:1].upper() + message[1:]))
 
     def on_layer(done: int, total: int) -> None:
         check_cancel(cancel, cancelled)

@@ -73,6 +73,8 @@ STATUS_MS = 8000
 LOADING_TEXT = "Loading model…"
 NO_MODEL_MESSAGE = ("No model to write with yet: download one or add one from a folder "
                     "(Models ▸ Manage Models…, Ctrl+M).")
+NO_MODEL_WELCOME_MESSAGE = ("No model to write with yet: choose Download GPT-2 or Add from "
+                            "Folder above.")
 
 
 class MainWindow(QMainWindow):
@@ -525,9 +527,13 @@ class MainWindow(QMainWindow):
         """Generate, or say why not: with no model the action stays pressable, so that the
         person learns what to do instead of meeting a greyed-out button."""
         if self.engine_info is None:
-            self.show_message(NO_MODEL_MESSAGE if self.model_label.text() != LOADING_TEXT
-                              else "The model is still loading; press Generate again in a "
-                                   "moment.")
+            if self.model_label.text() == LOADING_TEXT:
+                self.show_message("The model is still loading; press Generate again in a "
+                                  "moment.")
+            elif self.welcome is not None and self.welcome.isVisible():
+                self.show_message(NO_MODEL_WELCOME_MESSAGE)
+            else:
+                self.show_message(NO_MODEL_MESSAGE)
             return
         self.generation.generate()
 

@@ -61,8 +61,7 @@ def test_without_a_model_the_window_says_how_to_add_one(
     assert window.model_label.text() == "No model"
     window.generate_action.trigger()  # pressable: it says what to do rather than greying out
     assert window.statusBar().currentMessage() == (
-        "No model to write with yet: download one or add one from a folder (Models ▸ Manage "
-        "Models…, Ctrl+M).")
+        "No model to write with yet: choose Download GPT-2 or Add from Folder above.")
 
 
 def test_a_model_that_fails_to_load_is_explained(qtbot: QtBot,

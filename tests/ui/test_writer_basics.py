@@ -330,13 +330,14 @@ def test_the_sampling_panel_speaks_plain_words_and_keeps_the_technical_names(
 def test_generate_without_a_model_says_what_to_do(
         qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
     window = make_window(engine=None, wait_for_engine=False)
-    qtbot.waitUntil(window.notice.isVisible, timeout=3000)
+    qtbot.waitUntil(lambda: window.welcome is not None and window.welcome.isVisible(),
+                    timeout=3000)
     window.editor.set_text("Once upon a time")
     window.editor.setFocus()
     qtbot.keyClick(window.editor, Qt.Key.Key_Return, CTRL)
     message = window.statusBar().currentMessage()
     assert message.startswith("No model to write with yet")
-    assert "Download…" in message and "Add from Folder…" in message
+    assert "Download GPT-2" in message and "Add from Folder" in message  # the welcome's offers
     assert window.editor.toPlainText() == "Once upon a time"
 
 
