@@ -14,7 +14,6 @@ from PySide6.QtCore import QByteArray, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDesktopServices,
     QGuiApplication,
     QKeySequence,
 )
@@ -59,6 +58,7 @@ from app.ui.sampling_panel import SamplingPanel
 from app.ui.serve_toggle import ServeToggle
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
+from app.ui.show_folder import show_folder
 from app.ui.surprise_lens import SurpriseLens
 from app.ui.take_keeper import TakeKeeper
 from app.ui.takes_pane import TakesPane
@@ -640,9 +640,7 @@ class MainWindow(QMainWindow):
         return f"⚠ Writing action {problems[0]}{more}"
 
     def open_actions_folder(self) -> None:
-        folder = user_actions_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        show_folder(user_actions_dir())
 
     # --- documents ---------------------------------------------------------------------------
 
@@ -710,9 +708,7 @@ class MainWindow(QMainWindow):
             self.load_engine()
 
     def open_models_folder(self) -> None:
-        folder = models_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        show_folder(models_dir())
 
     def show_shortcuts(self) -> None:
         rows = [(menu, a) for menu, a in self.menus.commands() if not a.shortcut().isEmpty()]

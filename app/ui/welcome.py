@@ -23,6 +23,7 @@ from app.model_store import InstalledModel
 from app.paths import models_dir
 from app.ui.model_dialog import error_label
 from app.ui.model_tasks import ModelJobs, ProgressPanel
+from app.ui.show_folder import show_folder
 
 WELCOME_MODEL = "gpt2"  # GPT-2 small, 124M
 
@@ -69,7 +70,7 @@ class WelcomeWidget(QWidget):
             f"<code>python -m models.export</code> makes it) in {link} and press <b>F5</b>.",
             self)
         self.folder_hint.setWordWrap(True)
-        self.folder_hint.setOpenExternalLinks(True)
+        self.folder_hint.linkActivated.connect(lambda _: show_folder(folder))
         self.folder_hint.setAccessibleName("Where models are kept")
         self.error = error_label(self)
         self.status = QLabel(self)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QDesktopServices
 from pytestqt.qtbot import QtBot
 
 from app.ui.main_window import MainWindow
@@ -41,6 +42,12 @@ def test_first_run_without_a_model_offers_download_and_add(
     assert welcome.download_button.text().startswith("Download GPT-2")
     assert welcome.add_button.text() == "Add from Folder…"
     assert window.model_label.text() == "No model"
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    models = tmp_path / "empty" / "models"
+    assert not models.exists()
+    welcome.folder_hint.linkActivated.emit(models.as_uri())  # the hint's link, clicked
+    assert opened == [str(models)] and models.is_dir()
 
 
 def test_a_model_added_while_running_is_loaded_without_restart(
