@@ -109,7 +109,7 @@ def measure_lens(text: str) -> dict[str, float]:
             lens.set_enabled(True)
             run.last = ticks.now()  # turning it on is part of the next gap
         elif run.phase == "scoring":
-            if not run.first and editor.extraSelections():
+            if not run.first and editor.lens_washes():
                 run.first = now - run.since
             if finished():
                 run.all = now - run.since

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from typing import cast
 
-from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAccessible,
     QColor,
@@ -27,6 +28,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QResizeEvent,
+    QTextBlock,
     QTextCharFormat,
     QTextCursor,
     QTextOption,
@@ -102,8 +104,16 @@ class Editor(QPlainTextEdit):
         self._gen_count = 0
         self._token_view = False
         # The surprise lens's colours (surprise_lens.py): while there are any, they replace the
-        # generated-text wash and the token colours.
+        # generated-text wash and the token colours. Its washes ([start, end) and a colour,
+        # sorted) are painted here behind the text, not as ExtraSelections: Qt draws the text
+        # of each ExtraSelection again over its own, and a screenful of ~270 washed words took
+        # 12 ms a repaint that way against 2.3 painted here (2026-12-02); its underlines (the
+        # repeats, a few) stay ExtraSelections.
         self._lens_marks: list[QTextEdit.ExtraSelection] = []
+        self._lens_washes: list[tuple[int, int, QColor]] = []
+        self._lens_wash_starts: list[int] = []
+        self._wash_rects: list[tuple[QRectF, QColor]] = []
+        self._wash_key: tuple[object, ...] = ()
         # The find bar's marks on its matches (find_bar.py): drawn over whichever of the above
         # shows (`_shown_marks`, kept so that a new search need not make them again), so
         # neither hides the other where no match is.
@@ -297,10 +307,22 @@ class Editor(QPlainTextEdit):
         if not self._repaint_marks.isActive():
             self._repaint_marks.start()
 
-    def set_lens_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
-        """Show the surprise lens's marks instead of the generation marks; [] ends that."""
+    def set_lens_marks(self, washes: list[tuple[int, int, QColor]],
+                       marks: list[QTextEdit.ExtraSelection]) -> None:
+        """Show the surprise lens's washes ([start, end) document positions in a colour, sorted
+        by start) and marks instead of the generation marks; [] and [] end that."""
+        self._lens_washes = washes
+        self._lens_wash_starts = [start for start, _, _ in washes]
+        self._wash_key = ()
         self._lens_marks = marks
         self.refresh_marks()
+        self.viewport().update()
+
+    def lens_washes(self) -> list[tuple[int, int, QColor]]:
+        return list(self._lens_washes)
+
+    def _lens_on(self) -> bool:
+        return bool(self._lens_washes or self._lens_marks)
 
     def set_find_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
         """Mark the find bar's matches on top of the other marks; [] ends that."""
@@ -311,7 +333,7 @@ class Editor(QPlainTextEdit):
         """Paint the generated-text wash, or in the token view each token's probability (or
         the surprise lens's marks while it shows), then the find bar's matches."""
         self._repaint_marks.stop()
-        if self._lens_marks:
+        if self._lens_on():
             self._shown_marks = self._lens_marks
             self.setExtraSelections(self._lens_marks + self._find_marks)
             return
@@ -352,7 +374,7 @@ class Editor(QPlainTextEdit):
     def _follow_view(self) -> None:
         """Token Colours: mark the part on screen once a scroll or a resize brought unmarked
         tokens in."""
-        if not self._token_view or self._lens_marks:
+        if not self._token_view or self._lens_on():
             return
         first, last = self.visible_range()
         if first < self._token_marked[0] or last > self._token_marked[1]:
@@ -432,6 +454,12 @@ class Editor(QPlainTextEdit):
         if removed == 0 and added == 0:
             return
         self.revision += 1
+        if self._lens_washes:  # as an ExtraSelection's cursors would: the edited ones go
+            shift, edited_end = added - removed, pos + removed
+            self._lens_washes = [(a + shift, b + shift, c) if a >= edited_end else (a, b, c)
+                                 for a, b, c in self._lens_washes
+                                 if b <= pos or a >= edited_end]
+            self._lens_wash_starts = [start for start, _, _ in self._lens_washes]
         if not self._ghost_edit:
             self.clear_ghost()
         if restored is not None:
@@ -706,11 +734,65 @@ class Editor(QPlainTextEdit):
             self.clear_ghost()
 
     def paintEvent(self, event: QPaintEvent) -> None:
+        if self._lens_washes:
+            painter = QPainter(self.viewport())
+            exposed = QRectF(event.rect())
+            for rect, colour in self._lens_wash_rects():
+                if rect.intersects(exposed):
+                    painter.fillRect(rect, colour)
+            painter.end()
         super().paintEvent(event)
         if self._ghost is not None:
             painter = QPainter(self.viewport())
             paint_ghost(self, self._ghost, painter)
             painter.end()
+
+    def _lens_wash_rects(self) -> list[tuple[QRectF, QColor]]:
+        """The lens's washes on screen as viewport rectangles, a line of text each; made again
+        only when the washes, the text, the scroll position or the width changed."""
+        offset = self.contentOffset()
+        block = self.firstVisibleBlock()
+        key = (id(self._lens_washes), self.revision, block.blockNumber(), offset.x(), offset.y(),
+               self.viewport().width(), self.font().toString())
+        if key == self._wash_key:
+            return self._wash_rects
+        rects: list[tuple[QRectF, QColor]] = []
+        height = self.viewport().height()
+        while block.isValid():
+            geometry = self.blockBoundingGeometry(block).translated(offset)
+            if geometry.top() > height:
+                break
+            if block.isVisible():
+                self._block_wash_rects(block, geometry.topLeft(), rects)
+            block = block.next()
+        self._wash_rects, self._wash_key = rects, key
+        return rects
+
+    def _block_wash_rects(self, block: QTextBlock, origin: QPointF,
+                          rects: list[tuple[QRectF, QColor]]) -> None:
+        """The rectangles of the washes within `block` (its layout drawn at `origin`)."""
+        layout = block.layout()
+        base = block.position()
+        end = base + block.length() - 1
+        at = layout.position() + origin
+        index = max(0, bisect.bisect_right(self._lens_wash_starts, base) - 1)
+        for start, stop, colour in self._lens_washes[index:]:
+            if start >= end:
+                break
+            left, right = max(start, base) - base, min(stop, end) - base
+            while left < right:  # a line at a time: a wash may wrap
+                line = layout.lineForTextPosition(left)
+                if not line.isValid():
+                    break
+                line_end = min(right, line.textStart() + line.textLength())
+                # PySide gives (x, position) for the C++ out-parameter; its stubs say object
+                x1 = cast(tuple[float, int], line.cursorToX(left))[0]
+                x2 = cast(tuple[float, int], line.cursorToX(line_end))[0]
+                rects.append((QRectF(at.x() + x1, at.y() + line.y(), x2 - x1, line.height()),
+                              colour))
+                if line_end <= left:
+                    break
+                left = line_end
 
     def _place_badge(self, *_: object) -> None:
         if self._ghost is not None and self.ghost_badge.isVisible():

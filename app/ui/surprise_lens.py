@@ -382,7 +382,7 @@ class SurpriseLens(QObject):
         self._repeats, self._perplexity = [], None
         self.legend.show_progress("")
         self.legend.perplexity_label.clear()
-        self._show_marks([])
+        self._show_marks([], [])
 
     def request(self) -> None:
         """Score the document now (the engine runs only what changed since the last time)."""
@@ -413,8 +413,8 @@ class SurpriseLens(QObject):
     def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
         if not self._on or (removed == 0 and added == 0):
             return
-        # Until the new scores come, the tokens the edit did not touch keep theirs (the
-        # ExtraSelections' cursors move by themselves; the positions here are moved by hand).
+        # Until the new scores come, the tokens the edit did not touch keep theirs (the editor
+        # moves its washes and marks itself; the positions here are moved by hand).
         tokens, shift = self._tokens, added - removed
         after = tokens.starts >= pos + removed
         keep = (tokens.ends <= pos) | after
@@ -543,30 +543,26 @@ class SurpriseLens(QObject):
         heads = np.flatnonzero(~blanks & ~np.concatenate([[False], joins]))
         tails = np.flatnonzero(~blanks & ~np.concatenate([joins, [False]]))
         palette = self._editor.palette()
-        formats: dict[int, QTextCharFormat] = {}
-        runs: list[tuple[int, int, QTextCharFormat]] = []
-        for head, tail in zip(heads.tolist(), tails.tolist(), strict=True):
-            key = int(keys[head])
-            if key not in formats:
-                formats[key] = QTextCharFormat()
-                formats[key].setBackground(self._colour(key, palette))
-            runs.append((int(starts[head] + tokens.leads[lo + head]), int(ends[tail]),
-                         formats[key]))
+        colours = {int(key): self._colour(int(key), palette) for key in np.unique(keys[heads])}
+        washes = [(int(starts[head] + tokens.leads[lo + head]), int(ends[tail]),
+                   colours[int(keys[head])])
+                  for head, tail in zip(heads.tolist(), tails.tolist(), strict=True)]
         underline = QTextCharFormat()
         underline.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
         underline.setUnderlineColor(palette.color(QPalette.ColorRole.Text))
-        runs.extend((start, end, underline) for start, end in self._repeats
-                    if end > self._marked[0] and start < self._marked[1])
-        self._show_marks(self._marks(runs))
+        repeats = [(start, end, underline) for start, end in self._repeats
+                   if end > self._marked[0] and start < self._marked[1]]
+        self._show_marks(washes, self._marks(repeats))
 
-    def _show_marks(self, marks: list[QTextEdit.ExtraSelection]) -> None:
-        """Hand the marks to the editor, its signals held meanwhile: Qt asks for a repaint of
-        each mark on screen that changed, and each request called into Python (the editor's
-        updateRequest slot), waiting for the GIL every time another thread ran Python (while
-        placing or scoring); the repaints themselves still happen."""
+    def _show_marks(self, washes: list[tuple[int, int, QColor]],
+                    marks: list[QTextEdit.ExtraSelection]) -> None:
+        """Hand the washes and the marks to the editor, its signals held meanwhile: Qt asks
+        for a repaint of each mark on screen that changed, and each request called into Python
+        (the editor's updateRequest slot), waiting for the GIL every time another thread ran
+        Python (while placing or scoring); the repaints themselves still happen."""
         blocker = QSignalBlocker(self._editor)
         try:
-            self._editor.set_lens_marks(marks)
+            self._editor.set_lens_marks(washes, marks)
         finally:
             blocker.unblock()
 

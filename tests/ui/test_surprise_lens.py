@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
-from PySide6.QtGui import QColor, QHelpEvent, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QHelpEvent, QPalette, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QApplication, QToolTip
 from pytestqt.qtbot import QtBot
 
@@ -36,9 +36,9 @@ def lens_on(qtbot: QtBot, window: MainWindow, text: str = TEXT) -> None:
 
 
 def backgrounds(window: MainWindow) -> dict[tuple[int, int], QColor]:
-    return {(s.cursor.selectionStart(), s.cursor.selectionEnd()): s.format.background().color()
-            for s in window.editor.extraSelections()
-            if s.format.background().style() != Qt.BrushStyle.NoBrush}
+    """The lens's washes: [start, end) -> colour (painted behind the text, see
+    test_the_washes_are_painted_behind_their_own_words)."""
+    return {(start, end): colour for start, end, colour in window.editor.lens_washes()}
 
 
 def test_the_lens_colours_every_token_by_rank_without_touching_the_document(
@@ -436,3 +436,34 @@ def test_the_lens_comes_back_on_as_it_was_left(
     again.lens.action.trigger()  # off, and off at the start after that
     again.shutdown()
     assert not make_window().lens.enabled()
+
+
+def test_the_washes_are_painted_behind_their_own_words(qtbot: QtBot, window: MainWindow) -> None:
+    """Each wash is painted on the line and at the place of its text: the pixels there take
+    its colour, and the paper between two words keeps the editor's."""
+    text = "the cat sat on the mat and the dog sat on the log. " * 30  # wraps over many lines
+    lens_on(qtbot, window, text)
+    editor = window.editor
+    qtbot.wait(50)
+    image = editor.viewport().grab().toImage()
+    paper = editor.palette().color(QPalette.ColorRole.Base)
+    checked = 0
+    for (start, end), colour in backgrounds(window).items():
+        cursor = editor.textCursor()
+        cursor.setPosition(start)
+        left = editor.cursorRect(cursor)
+        cursor.setPosition(end)
+        right = editor.cursorRect(cursor)
+        if left.top() != right.top() or left.bottom() > editor.viewport().height():
+            continue  # wrapped, or below the screen
+        # a pixel in the wash, clear of the glyphs: just below the text's baseline area
+        x, y = (left.x() + right.x()) // 2, left.bottom() - 1
+        pixel = image.pixelColor(x, y)
+        assert pixel != paper, (start, end)
+        assert abs(pixel.hue() - colour.hue()) <= 12 or colour.saturation() < 20, (start, end)
+        checked += 1
+    assert checked > 50
+    gap = editor.textCursor()
+    gap.setPosition(3)  # the space after "the", which no wash covers
+    rect = editor.cursorRect(gap)
+    assert image.pixelColor(rect.x() + 2, rect.bottom() - 1) == paper
