@@ -543,10 +543,15 @@ class SurpriseLens(QObject):
         heads = np.flatnonzero(~blanks & ~np.concatenate([[False], joins]))
         tails = np.flatnonzero(~blanks & ~np.concatenate([joins, [False]]))
         palette = self._editor.palette()
-        colours = {int(key): self._colour(int(key), palette) for key in np.unique(keys[heads])}
-        washes = [(int(starts[head] + tokens.leads[lo + head]), int(ends[tail]),
-                   colours[int(keys[head])])
-                  for head, tail in zip(heads.tolist(), tails.tolist(), strict=True)]
+        # Not np.unique over the keys: its first call imports numpy.ma, 10-20 ms on this thread
+        colours: dict[int, QColor] = {}
+        washes: list[tuple[int, int, QColor]] = []
+        for head, tail in zip(heads.tolist(), tails.tolist(), strict=True):
+            key = int(keys[head])
+            if key not in colours:
+                colours[key] = self._colour(key, palette)
+            washes.append((int(starts[head] + tokens.leads[lo + head]), int(ends[tail]),
+                           colours[key]))
         underline = QTextCharFormat()
         underline.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
         underline.setUnderlineColor(palette.color(QPalette.ColorRole.Text))
