@@ -75,9 +75,8 @@ class DocumentSession(QObject):
             if not chosen:
                 return False
             path = Path(chosen)
-        stamp = FileStamp.of(path)  # before the read: a change in between is asked about
         try:
-            text, text_format = read_document(path)
+            text, text_format, stamp = read_document(path)
         except GhostpenError as error:
             self.message.emit(str(error))
             QMessageBox.warning(self.window, "Open", str(error))
@@ -188,7 +187,7 @@ class DocumentSession(QObject):
     def _may_replace(self, path: Path) -> bool:
         """Ask before a save replaces text another program wrote to the file since this window
         read or wrote it; True when nothing changed or the person chose to replace it."""
-        if self._stamp is None or not self._stamp.changed_on_disk(path):
+        if self._stamp is None or self._stamp.changed_since(path) is None:
             return True
         buttons = QMessageBox.StandardButton
         answer = QMessageBox.warning(
@@ -200,9 +199,9 @@ class DocumentSession(QObject):
 
     def check_disk(self) -> None:
         """Say once, in the status bar, that another program changed the document's file."""
-        if self.path is None or self._stamp is None or not self._stamp.changed_on_disk(self.path):
+        if self.path is None or self._stamp is None:
             return
-        now = FileStamp.of(self.path)
+        now = self._stamp.changed_since(self.path)
         if now is None or now == self._reported:
             return
         self._reported = now

@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QLockFile
 
 from app.engine.errors import GhostpenError, first_line
+from app.ui.file_stamp import FileStamp
 
 FILE_FILTER = ";;".join(("Text and Markdown (*.txt *.md *.markdown)", "Text (*.txt)",
                          "Markdown (*.md)", "All files (*)"))
@@ -186,16 +187,19 @@ def read_text(path: Path) -> str:
     return read_document(path)[0]
 
 
-def read_document(path: Path) -> tuple[str, TextFormat]:
-    """read_text's text, and the format to save it back in."""
+def read_document(path: Path) -> tuple[str, TextFormat, FileStamp]:
+    """read_text's text, the format to save it back in, and the stamp of the bytes read (to
+    tell later whether another program changed the file)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            data = file.read()
     except OSError as error:
         raise GhostpenError(f"Cannot open {path.name}: {error.strerror or error}.") from error
     try:
         text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-        return text, TextFormat.of(data)
+        return text, TextFormat.of(data), FileStamp.of_bytes(stat, data)
     except UnicodeDecodeError as error:
         raise GhostpenError(
             f"Cannot open {path.name}: it is not UTF-8 text (Ghostpen opens UTF-8 .txt and .md)."

@@ -111,7 +111,6 @@ class Editor(QPlainTextEdit):
         # repeats, a few) stay ExtraSelections.
         self._lens_marks: list[QTextEdit.ExtraSelection] = []
         self._lens_washes: list[tuple[int, int, QColor]] = []
-        self._lens_wash_starts: list[int] = []
         self._wash_rects: list[tuple[QRectF, QColor]] = []
         self._wash_key: tuple[object, ...] = ()
         # The find bar's marks on its matches (find_bar.py): drawn over whichever of the above
@@ -312,8 +311,7 @@ class Editor(QPlainTextEdit):
         """Show the surprise lens's washes ([start, end) document positions in a colour, sorted
         by start) and marks instead of the generation marks; [] and [] end that."""
         self._lens_washes = washes
-        self._lens_wash_starts = [start for start, _, _ in washes]
-        self._wash_key = ()
+        self._wash_key = ()  # painted anew
         self._lens_marks = marks
         self.refresh_marks()
         self.viewport().update()
@@ -459,7 +457,6 @@ class Editor(QPlainTextEdit):
             self._lens_washes = [(a + shift, b + shift, c) if a >= edited_end else (a, b, c)
                                  for a, b, c in self._lens_washes
                                  if b <= pos or a >= edited_end]
-            self._lens_wash_starts = [start for start, _, _ in self._lens_washes]
         if not self._ghost_edit:
             self.clear_ghost()
         if restored is not None:
@@ -752,7 +749,8 @@ class Editor(QPlainTextEdit):
         only when the washes, the text, the scroll position or the width changed."""
         offset = self.contentOffset()
         block = self.firstVisibleBlock()
-        key = (id(self._lens_washes), self.revision, block.blockNumber(), offset.x(), offset.y(),
+        # New washes reset the key (set_lens_marks); an edit moves them and counts a revision.
+        key = (self.revision, block.blockNumber(), offset.x(), offset.y(),
                self.viewport().width(), self.font().toString())
         if key == self._wash_key:
             return self._wash_rects
@@ -775,7 +773,7 @@ class Editor(QPlainTextEdit):
         base = block.position()
         end = base + block.length() - 1
         at = layout.position() + origin
-        index = max(0, bisect.bisect_right(self._lens_wash_starts, base) - 1)
+        index = max(0, bisect.bisect_right(self._lens_washes, base, key=lambda w: w[0]) - 1)
         for start, stop, colour in self._lens_washes[index:]:
             if start >= end:
                 break

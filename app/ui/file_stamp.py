@@ -25,24 +25,27 @@ class FileStamp:
     sha256: str
 
     @staticmethod
+    def of_bytes(stat: os.stat_result, data: bytes) -> FileStamp:
+        """The stamp of a file read as `data` while it had `stat` (one read serves both)."""
+        return FileStamp(stat.st_mtime_ns, stat.st_size, _digest(data))
+
+    @staticmethod
     def of(path: Path) -> FileStamp | None:
         """The file as it is now; None when it cannot be read (gone, or no permission)."""
         try:
             with open(path, "rb") as file:
-                stat = os.fstat(file.fileno())
-                data = file.read()
+                return FileStamp.of_bytes(os.fstat(file.fileno()), file.read())
         except OSError:
             return None
-        return FileStamp(stat.st_mtime_ns, stat.st_size, _digest(data))
 
-    def changed_on_disk(self, path: Path) -> bool:
-        """True when `path` now holds other bytes than it did. A file gone (deleted, renamed)
-        is not a change to keep: saving writes it anew."""
+    def changed_since(self, path: Path) -> FileStamp | None:
+        """The file's stamp now, when `path` holds other bytes than it did; else None. A file
+        gone (deleted, renamed) is not a change to keep: saving writes it anew."""
         try:
             stat = os.stat(path)
         except OSError:
-            return False
+            return None
         if (stat.st_mtime_ns, stat.st_size) == (self.mtime_ns, self.size):
-            return False
+            return None
         now = FileStamp.of(path)
-        return now is not None and now.sha256 != self.sha256
+        return now if now is not None and now.sha256 != self.sha256 else None

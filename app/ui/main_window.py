@@ -10,7 +10,7 @@ import gc
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QPoint, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QPoint, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -58,7 +58,7 @@ from app.ui.sampling_panel import SamplingPanel
 from app.ui.serve_toggle import ServeToggle
 from app.ui.settings import DEFAULTS, Settings
 from app.ui.shortcuts_dialog import ShortcutsDialog
-from app.ui.show_folder import show_folder
+from app.ui.show_folder import folder_link, show_folder
 from app.ui.surprise_lens import SurpriseLens
 from app.ui.take_keeper import TakeKeeper
 from app.ui.takes_pane import TakesPane
@@ -503,13 +503,12 @@ class MainWindow(QMainWindow):
     def _on_engine_failed(self, message: str, no_model: bool) -> None:
         self.engine_info = None
         self.model_label.setText("No model")
-        folder = html.escape(str(models_dir()))
-        link = f'<a href="{QUrl.fromLocalFile(str(models_dir())).toString()}">{folder}</a>'
         if no_model:
             self._show_welcome()  # its offers, and where a converted folder goes
         else:
             self.notice.show_notice("The model could not be loaded",
-                                    f"{html.escape(message)}<br>Models are kept in {link}.")
+                                    f"{html.escape(message)}<br>Models are kept in "
+                                    f"{folder_link(models_dir())}.")
         self.panel.distribution.set_candidates([])
         self.panel.distribution.set_empty_text("No model is loaded.")
         self._update_actions()

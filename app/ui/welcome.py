@@ -10,11 +10,10 @@ WelcomeWidget can sit inside the main window (its empty state); WelcomeDialog wr
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -23,7 +22,7 @@ from app.model_store import InstalledModel
 from app.paths import models_dir
 from app.ui.model_dialog import error_label
 from app.ui.model_tasks import ModelJobs, ProgressPanel
-from app.ui.show_folder import show_folder
+from app.ui.show_folder import folder_link, show_folder
 
 WELCOME_MODEL = "gpt2"  # GPT-2 small, 124M
 
@@ -63,11 +62,10 @@ class WelcomeWidget(QWidget):
         # For whoever converted a model themselves: where it goes (the notice the window
         # showed for this before sat above these offers and repeated them).
         folder = root or models_dir()
-        link = (f'<a href="{QUrl.fromLocalFile(str(folder)).toString()}">'
-                f"{html.escape(str(folder))}</a>")
         self.folder_hint = QLabel(
             "Or put a model folder you converted yourself (with <i>model.onnx</i> inside, as "
-            f"<code>python -m models.export</code> makes it) in {link} and press <b>F5</b>.",
+            f"<code>python -m models.export</code> makes it) in {folder_link(folder)} and press "
+            "<b>F5</b>.",
             self)
         self.folder_hint.setWordWrap(True)
         self.folder_hint.linkActivated.connect(lambda _: show_folder(folder))
