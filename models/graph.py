@@ -372,19 +372,22 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
                     axis=-1, epsilon=eps)
         return y
 
+    # int8 / int4 (the CPU's precisions) and the prompt graph close each residual with Add and
+    # LayerNormalization, the matrix product adding c_proj's bias itself (MatMulNBits' and
+    # DynamicQuantizeMatMul's bias input); fp32 and fp16 use SkipLayerNormalization, which adds
+    # the bias. onnxruntime 1.32's CPU provider runs Add + LayerNormalization ~15x faster than
+    # SkipLayerNormalization on a chunk of 128 tokens (26 ms for GPT-2's 24 against 1.7 ms, 1
+    # thread) and no slower in a decode step, and does not fuse them back. fp32 and fp16,
+    # which also run on GPUs, keep the fused op: one kernel launch instead of two there (not
+    # measured: no GPU here). Measurements in docs/benchmarks.md ("Kept, 2026-12-02").
+    unfused = prompt or precision in WEIGHT_BITS
+
     def skip_layer_norm(delta: str, residual: str, bias: np.ndarray, prefix: str,
                         bias_name: str) -> tuple[str, str]:
-        """(LayerNorm(residual + delta + bias), residual + delta + bias) in one fused op; for
-        int8 / int4 (the CPU's precisions) and in the prompt graph as Add, Add and
-        LayerNormalization, which onnxruntime 1.32's CPU provider runs ~15x faster on a chunk
-        of 128 tokens (SkipLayerNormalization: 26 ms for GPT-2's 24, the three ops 1.7 ms, 1
-        thread) and no slower in a decode step (GPT-2 124M int8, 2 threads, each model in its
-        own process, 8 rounds, 2026-12-02: step at 32 3.64 against 3.90 ms, prefill-512 2-8%
-        faster). It does not fuse them back. fp32 and fp16, which also run on GPUs, keep the
-        fused op: one kernel launch instead of three there (not measured: no GPU here)."""
-        if prompt or precision in WEIGHT_BITS:
+        """(LayerNorm(residual + delta (+ bias)), residual + delta (+ bias)): the bias added
+        here only where SkipLayerNormalization runs (see `unfused`)."""
+        if unfused:  # delta already holds the bias: the matrix product added it
             (summed,) = g.op("Add", [delta, residual])
-            (summed,) = g.op("Add", [summed, g.const(bias_name, bias)])
             return layer_norm(summed, prefix), summed
         normed, _, _, summed = g.op(
             "SkipLayerNormalization",
@@ -471,13 +474,15 @@ def build_graph(config: GPT2Config, weights: Mapping[str, np.ndarray], precision
         if not prompt:
             for name in (present_k, present_v):
                 outputs.append(helper.make_tensor_value_info(name, cache_type, cache_shape))
-        # c_proj's bias is folded into the SkipLayerNorm that follows.
-        a = to_fp32(linear(attn, weights[p + "attn.c_proj.weight"], None, p + "attn.c_proj"))
+        # c_proj's bias: in the matrix product where unfused, else in SkipLayerNormalization.
+        proj_bias = weights[p + "attn.c_proj.bias"] if unfused else None
+        a = to_fp32(linear(attn, weights[p + "attn.c_proj.weight"], proj_bias, p + "attn.c_proj"))
         h, x = skip_layer_norm(a, x, weights[p + "attn.c_proj.bias"], p + "ln_2",
                                p + "attn.c_proj.bias")
         m = linear(to_act(h), weights[p + "mlp.c_fc.weight"], weights[p + "mlp.c_fc.bias"],
                    p + "mlp.c_fc", fuse_gelu=True)
-        m = to_fp32(linear(m, weights[p + "mlp.c_proj.weight"], None, p + "mlp.c_proj"))
+        proj_bias = weights[p + "mlp.c_proj.bias"] if unfused else None
+        m = to_fp32(linear(m, weights[p + "mlp.c_proj.weight"], proj_bias, p + "mlp.c_proj"))
         next_norm = f"h.{i + 1}.ln_1" if i + 1 < config.n_layer else "ln_f"
         h, x = skip_layer_norm(m, x, weights[p + "mlp.c_proj.bias"], next_norm,
                                p + "mlp.c_proj.bias")
