@@ -27,9 +27,23 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("ghostpen")) / "bench"
 
 
+# A precision named with this suffix ("int8+prompt") is that precision converted with the
+# opt-in prompt graph (`python -m models.export ... --prompt-graph`).
+WITH_PROMPT_GRAPH = "+prompt"
+
+
 def prepare_models(cache_dir: Path, preset: str, precisions: list[str]) -> dict[str, Path]:
+    """The seeded random checkpoint ("checkpoint") and its conversion to each of `precisions`
+    (see WITH_PROMPT_GRAPH), made once into `cache_dir`."""
     from models.export import export_model
+    from models.graph import default_kv_cache, has_prompt_graph
     from models.random import write_random_checkpoint
+
+    for precision in precisions:
+        base = precision.removesuffix(WITH_PROMPT_GRAPH)
+        if base != precision and not has_prompt_graph(base, default_kv_cache(base)):
+            raise ValueError(f"{precision}: only int8 has a prompt graph "
+                             f"(int8{WITH_PROMPT_GRAPH})")
 
     checkpoint = cache_dir / f"{preset}-checkpoint"
     if not (checkpoint / "model.safetensors").exists():
@@ -37,11 +51,13 @@ def prepare_models(cache_dir: Path, preset: str, precisions: list[str]) -> dict[
         write_random_checkpoint(preset, checkpoint, seed=0)
     folders = {"checkpoint": checkpoint}
     for precision in precisions:
-        folder = cache_dir / f"{preset}-{precision}"
+        base = precision.removesuffix(WITH_PROMPT_GRAPH)
+        folder = cache_dir / f"{preset}-{precision.replace(WITH_PROMPT_GRAPH, '-prompt')}"
         if not made_by_this_converter(folder):  # never time a graph an older converter made
             print(f"converting to {precision}", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
-            export_model(checkpoint, folder, precision, check=True, progress=lambda _: None)
+            export_model(checkpoint, folder, base, check=True, progress=lambda _: None,
+                         prompt_graph=base != precision)
             stamp_converter(folder)
         folders[precision] = folder
     return folders

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -23,7 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.bench.common import default_cache_dir, machine_description, prepare_models
+from app.bench.common import (
+    WITH_PROMPT_GRAPH,
+    default_cache_dir,
+    machine_description,
+    prepare_models,
+)
 from app.bench.llama import (
     LLAMA_TYPE_FOR,
     LlamaToolsMissing,
@@ -155,9 +161,15 @@ def _run_worker(kind: str, folder: Path, threads: int, device: str = "cpu",
          "--threads", str(threads), "--device", device, *extra],
         capture_output=True, text=True, check=False,
         env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    if result.returncode != 0:
-        raise RuntimeError(f"{kind} benchmark failed: {result.stderr.strip()[-400:]}")
+    if result.returncode != 0:  # the worker's last line is its error: "module.Error: message"
+        lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
+        message = re.sub(r"^[\w.]+: ", "", lines[-1], count=1)
+        raise WorkerFailed(f"bench: the {kind} row failed: {message}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+class WorkerFailed(Exception):
+    """A row's worker process failed; the message is one line for the person running it."""
 
 
 def decode_bytes_per_token(folder: Path) -> dict[str, int]:
@@ -226,7 +238,9 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
 `python -m app bench gui` (GUI-thread stalls while generating; time to show the window).""",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="gpt2")
-    parser.add_argument("--precisions", default="int8,int4,fp32")
+    parser.add_argument("--precisions", default="int8,int4,fp32",
+                        help="rows to time, comma-separated (default int8,int4,fp32); "
+                             f"int8{WITH_PROMPT_GRAPH}: int8 with the opt-in prompt graph")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true", help="skip transformers + torch")
     parser.add_argument("--rounds", type=int, default=3,
@@ -262,7 +276,11 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     if args.cache_dir is None:
         args.cache_dir = default_cache_dir()
     precisions = [p for p in args.precisions.split(",") if p]
-    folders = prepare_models(args.cache_dir, args.preset, precisions)
+    try:
+        folders = prepare_models(args.cache_dir, args.preset, precisions)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     llama_files: dict[str, Path] = {}
     if llama_tools is not None:
         try:
@@ -284,9 +302,10 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     versus_llama: dict[str, str] = {}
     for precision in precisions:
         workers[f"Ghostpen {precision}"] = ("ours", folders[precision])
-        llama_type = LLAMA_TYPE_FOR.get(precision, "")
+        llama_type = LLAMA_TYPE_FOR.get(precision.removesuffix(WITH_PROMPT_GRAPH), "")
         if llama_type in llama_files:  # next to ours at the same bits
             workers[f"llama.cpp {llama_type}"] = ("llama", llama_files.pop(llama_type))
+        if f"llama.cpp {llama_type}" in workers:
             versus_llama[f"Ghostpen {precision}"] = f"llama.cpp {llama_type}"
     for llama_type, file in llama_files.items():  # bits none of our rows has
         workers[f"llama.cpp {llama_type}"] = ("llama", file)
@@ -300,9 +319,13 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
         reads.append(measure_memory_read(args.threads, args.cache_dir))
         for name, (kind, folder) in workers.items():
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
-            runs[name].append(_run_worker(kind, folder, args.threads,
-                                          args.device if kind == "ours" else "cpu",
-                                          llama_args if kind == "llama" else ()))
+            try:
+                runs[name].append(_run_worker(kind, folder, args.threads,
+                                              args.device if kind == "ours" else "cpu",
+                                              llama_args if kind == "llama" else ()))
+            except WorkerFailed as failure:
+                print(failure, file=sys.stderr)
+                return 1
     reads.append(measure_memory_read(args.threads, args.cache_dir))
     speeds = [read.gb_s for read in reads]
     rows = {name: _median_row(results) for name, results in runs.items()}

@@ -26,6 +26,17 @@ def test_a_cached_export_is_reused_only_by_the_converter_that_made_it(tmp_path: 
     assert stamp.read_text() == exporter_fingerprint()
 
 
+def test_a_row_with_the_prompt_graph_is_int8_converted_with_it(tmp_path: Path) -> None:
+    folders = prepare_models(tmp_path, "tiny", ["int8", "int8+prompt"])
+    assert (folders["int8+prompt"] / "prompt.onnx").exists()
+    assert not (folders["int8"] / "prompt.onnx").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "bench", "--precisions", "int4+prompt", "--no-torch",
+         "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: int4+prompt: only int8 has a prompt graph (int8+prompt)"
+
+
 def test_each_figure_is_the_median_of_the_rounds() -> None:
     rounds = [{"decode_32_tok_s": v, "peak_rss_mb": r, "provider": "CPU"}
               for v, r in ((200.0, 290.0), (150.0, 300.0), (220.0, 280.0))]

@@ -13,9 +13,10 @@ from statistics import median
 import pytest
 
 from app.bench.common import prepare_models
-from app.bench.engine import format_table
+from app.bench.engine import WorkerFailed, _run_worker, format_table
 from app.bench.llama import (
     LlamaToolsMissing,
+    _run_tool,
     find_tools,
     measure_llama,
     parse_llama_bench,
@@ -175,6 +176,25 @@ def test_llama_bench_not_found_is_one_line_naming_how_to_get_it(tmp_path: Path,
     assert str(folder) in line and "setup_llama.sh" in line
     assert ("no such folder" if where == "missing" else "no llama-bench") in line
     assert not cache.exists()  # said before minutes of making models
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_crashed_llama_tool_is_named_with_its_signal_and_the_way_round_it() -> None:
+    # A llama.cpp built with GGML_NATIVE died so on a VM whose CPU reports AMX it does not enable
+    crashing = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"]
+    with pytest.raises(RuntimeError) as raised:
+        _run_tool(crashing, "llama-bench")
+    (line,) = str(raised.value).splitlines()
+    assert line.startswith("llama-bench crashed (SIGILL)")
+    assert "-DGGML_NATIVE=OFF" in line and "AMX" in line
+
+
+def test_a_failed_row_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(WorkerFailed) as raised:
+        _run_worker("ours", tmp_path / "no-model-here", threads=1)
+    (line,) = str(raised.value).splitlines()
+    assert line.startswith("bench: the ours row failed: ")
+    assert line.endswith("no-model-here is not a folder; choose a model folder.")
 
 
 def test_llama_bench_json_gives_the_median_of_its_runs() -> None:
