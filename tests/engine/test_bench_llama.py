@@ -12,7 +12,7 @@ from statistics import median
 
 import pytest
 
-from app.bench.common import prepare_models
+from app.bench.common import STANDIN_DIR, STANDIN_TEXT, prepare_models
 from app.bench.engine import WorkerFailed, _run_worker, format_table
 from app.bench.llama import (
     LlamaToolsMissing,
@@ -22,6 +22,7 @@ from app.bench.llama import (
     parse_llama_bench,
     prepare_gguf,
 )
+from app.bench.lookup import source_checkpoint
 from app.bench.memory_floor import (
     kv_bytes_per_token,
     measure_memory_read,
@@ -260,3 +261,35 @@ def test_a_changed_checkpoint_is_converted_again(tiny_gguf: tuple[Path, dict[str
     (checkpoint / "config.json").write_text(json.dumps(config))
     prepare_gguf(find_tools(LLAMA_TOOLS), checkpoint, cache, "tiny", ["q8_0"])
     assert files["q8_0"].stat().st_mtime_ns != made
+
+
+def test_the_lookup_bench_finds_each_models_checkpoint_for_llama_cpp(
+        tiny_model: Path, tmp_path: Path) -> None:
+    assert source_checkpoint(tiny_model) == tiny_model.parent / "tiny-checkpoint"
+    moved = tmp_path / "model"
+    shutil.copytree(tiny_model, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["source"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    assert source_checkpoint(moved) is None
+
+
+def test_the_lookup_bench_sets_its_decode_beside_llama_cpps(tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    tools = _llama_tools_or_skip()
+    if not (STANDIN_DIR / STANDIN_TEXT).exists():
+        pytest.skip(f"its prompts come from {STANDIN_DIR / STANDIN_TEXT}")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "bench", "lookup", "--model", str(tiny_model),
+         "--prompts", "1", "--tokens", "8", "--rounds", "1", "--llama-bench", str(tools),
+         "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-400:]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| model"))
+    assert header.endswith("| llama.cpp q8_0 (tok/s) | lookup on ÷ q8_0 |")
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tiny_model.name}")]
+    assert len(rows) == 2  # greedy and sampled
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        q8, ratio = float(cells[-2]), float(cells[-1].rstrip("×"))
+        ours = float(cells[3])
+        assert q8 > 0 and ratio == pytest.approx(ours / q8, abs=0.01 + 0.01 * ours / q8)
