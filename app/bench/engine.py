@@ -5,8 +5,8 @@ seeded random checkpoint at real GPT-2 shapes: speed depends on shapes, not on t
 Rows: prefill of a 512-token prompt (ms), decode of 128 tokens after a 32-token prompt and of
 64 tokens after an 896-token prompt (tok/s, greedy, through the same generate() the app uses),
 peak RSS (MB), model size on disk (MB), and for our rows and llama.cpp's the memory floor:
-the bytes a decoded token must read (weights + KV cache), the fastest decode this machine's
-memory speed allows for them, and how close decode comes to it. With --llama-bench,
+the bytes a decoded token must read (weights + KV cache), the fastest decode the memory speed
+read beside that row allows for them, and how close decode comes to it. With --llama-bench,
 llama.cpp's q8_0 and q4_0 of the same weights run in the same rounds (app/bench/llama.py).
 """
 
@@ -180,12 +180,25 @@ def decode_bytes_per_token(folder: Path) -> dict[str, int]:
             for key, (prompt, n) in DECODES.items()}
 
 
+def floor_fractions(run: dict[str, Any], per_token: dict[str, int]) -> dict[str, float]:
+    """One round's decode figures of a row over the memory floor at the read beside them
+    (run["memory_gb_s"]): "decode_32_of_floor" etc., for the medians over rounds."""
+    return {_of_floor(key): run[key] / decode_floor_tok_s(run["memory_gb_s"], per_token[key])
+            for key in DECODES}
+
+
+def _of_floor(key: str) -> str:
+    return key.removesuffix("_tok_s") + "_of_floor"  # "decode_32_tok_s" -> "decode_32_of_floor"
+
+
 def format_table(rows: dict[str, dict[str, Any]], threads: int,
-                 floors: dict[str, dict[str, int]] | None = None, gb_s: float = 0.0,
+                 floors: dict[str, dict[str, int]] | None = None,
                  versus_llama: dict[str, str] | None = None) -> str:
     """rows: name -> medians. floors: name -> bytes per token of each decode row, for the rows
-    that have a memory floor (read at `gb_s`). versus_llama: our row -> llama.cpp's row at the
-    same bits, for the speed ratios (above 1: ours is faster)."""
+    that have a memory floor, at the memory speed read beside the row (its "memory_gb_s"; its
+    "…_of_floor" fractions, when there, are the medians of each round's own). versus_llama:
+    our row -> llama.cpp's row at the same bits, for the speed ratios (above 1: ours is
+    faster)."""
     floors = floors or {}
     versus = {ours: llama for ours, llama in (versus_llama or {}).items()
               if ours in rows and llama in rows}
@@ -195,8 +208,8 @@ def format_table(rows: dict[str, dict[str, Any]], threads: int,
     if torch_row:
         headers.append("decode vs torch")
     if floors:
-        headers += ["MB read / token @32, @900", f"floor at {gb_s:.0f} GB/s (tok/s)",
-                    "decode % of floor"]
+        headers += ["MB read / token @32, @900", "memory read beside it (GB/s)",
+                    "floor there (tok/s)", "decode % of floor"]
     if versus:
         headers.append("ours ÷ llama.cpp: decode @32, @900, prefill")
     lines = [f"| engine, {threads} threads, batch 1 | " + " | ".join(headers) + " |",
@@ -211,12 +224,14 @@ def format_table(rows: dict[str, dict[str, Any]], threads: int,
         if floors:
             per_token = floors.get(name)
             if per_token:
+                gb_s = r["memory_gb_s"]
                 floor = {key: decode_floor_tok_s(gb_s, per_token[key]) for key in DECODES}
                 cells += [", ".join(f"{per_token[key] / 1e6:.0f}" for key in DECODES),
-                          ", ".join(f"{floor[key]:.0f}" for key in DECODES),
-                          ", ".join(f"{r[key] / floor[key]:.0%}" for key in DECODES)]
+                          f"{gb_s:.0f}", ", ".join(f"{floor[key]:.0f}" for key in DECODES),
+                          ", ".join(f"{r.get(_of_floor(key), r[key] / floor[key]):.0%}"
+                                    for key in DECODES)]
             else:
-                cells += ["", "", ""]
+                cells += ["", "", "", ""]
         if versus:
             llama = rows.get(versus.get(name, ""))
             cells.append(", ".join([*(f"{r[key] / llama[key]:.2f}×" for key in DECODES),
@@ -313,37 +328,43 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     # Round-robin, so that a slow minute of a shared machine lands on every row alike rather
     # than on whichever row ran then; each figure is the median over the rounds. The memory
     # speed is read before each round and after the last, as it drifts too.
+    # The memory speed is read before each row and after the last: each row's floor is at the
+    # faster of the two reads around it (a decode at 100% of it could go no faster then), and
+    # its "% of floor" is the median of its rounds' own, as this speed moves ±30% in minutes.
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
-    reads = []
+    reads = [measure_memory_read(args.threads, args.cache_dir)]
     for round_index in range(args.rounds):
-        reads.append(measure_memory_read(args.threads, args.cache_dir))
         for name, (kind, folder) in workers.items():
             print(f"round {round_index + 1}/{args.rounds}: {name}", file=sys.stderr)
             try:
-                runs[name].append(_run_worker(kind, folder, args.threads,
-                                              args.device if kind == "ours" else "cpu",
-                                              llama_args if kind == "llama" else ()))
+                run = _run_worker(kind, folder, args.threads,
+                                  args.device if kind == "ours" else "cpu",
+                                  llama_args if kind == "llama" else ())
             except WorkerFailed as failure:
                 print(failure, file=sys.stderr)
                 return 1
-    reads.append(measure_memory_read(args.threads, args.cache_dir))
+            reads.append(measure_memory_read(args.threads, args.cache_dir))
+            run["memory_gb_s"] = max(reads[-2].gb_s, reads[-1].gb_s)
+            runs[name].append(run)
     speeds = [read.gb_s for read in reads]
-    rows = {name: _median_row(results) for name, results in runs.items()}
-    # The floor is at the machine's best speed: a decode at 100% of it could go no faster.
-    floors = {name: decode_bytes_per_token(workers[name][1]) for name, row in rows.items()
-              if workers[name][0] == "ours" and _where(row) == ""}
-    floors.update({name: {key: gguf_bytes_per_token(row["tensor_bytes"], folders["checkpoint"],
-                                                    prompt + n // 2)
+    floors = {name: decode_bytes_per_token(folder) for name, (kind, folder) in workers.items()
+              if kind == "ours" and _where(runs[name][0]) == ""}
+    floors.update({name: {key: gguf_bytes_per_token(runs[name][0]["tensor_bytes"],
+                                                    folders["checkpoint"], prompt + n // 2)
                           for key, (prompt, n) in DECODES.items()}
-                   for name, row in rows.items() if workers[name][0] == "llama"})
+                   for name, (kind, _) in workers.items() if kind == "llama"})
+    for name, per_token in floors.items():
+        for run in runs[name]:
+            run.update(floor_fractions(run, per_token))
+    rows = {name: _median_row(results) for name, results in runs.items()}
     print(f"{args.preset}, {machine_description()}; medians of {args.rounds} rounds; memory "
           f"read {min(speeds):.0f}–{max(speeds):.0f} GB/s over the run ({reads[0].kernel}), "
-          f"floors at the best")
+          f"before each row and after the last")
     llama_rows = [row for name, row in rows.items() if workers[name][0] == "llama"]
     if llama_rows:
         print(f"{llama_rows[0]['provider']}: llama-bench, {llama_rows[0]['settings']}, "
               f"decode of tokens fed back without sampling")
-    print(format_table(rows, args.threads, floors, max(speeds), versus_llama))
+    print(format_table(rows, args.threads, floors, versus_llama))
     for reason in sorted({str(r.get("fallback_reason") or "") for r in rows.values()} - {""}):
         print(f"note: {reason}")
     if reads[0].note:

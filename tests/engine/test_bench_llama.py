@@ -13,7 +13,13 @@ from statistics import median
 import pytest
 
 from app.bench.common import STANDIN_DIR, STANDIN_TEXT, prepare_models
-from app.bench.engine import WorkerFailed, _run_worker, format_table
+from app.bench.engine import (
+    WorkerFailed,
+    _median_row,
+    _run_worker,
+    floor_fractions,
+    format_table,
+)
 from app.bench.llama import (
     LlamaToolsMissing,
     _run_tool,
@@ -214,19 +220,37 @@ def test_llama_bench_json_gives_the_median_of_its_runs() -> None:
 
 def test_the_table_sets_ours_beside_llama_cpp_and_the_floor() -> None:
     row = {"prefill_512_ms": 400.0, "decode_32_tok_s": 150.0, "decode_900_tok_s": 120.0,
-           "peak_rss_mb": 290.0, "model_mb": 130.0, "provider": "CPUExecutionProvider"}
+           "peak_rss_mb": 290.0, "model_mb": 130.0, "provider": "CPUExecutionProvider",
+           "memory_gb_s": 30.0}
     llama = {**row, "prefill_512_ms": 200.0, "decode_32_tok_s": 100.0,
              "decode_900_tok_s": 80.0, "provider": "llama.cpp 0c1e570 (build 1)"}
     table = format_table({"Ghostpen int8": row, "llama.cpp q8_0": llama}, 2,
                          floors={"Ghostpen int8": {"decode_32_tok_s": 100_000_000,
                                                    "decode_900_tok_s": 120_000_000}},
-                         gb_s=30.0, versus_llama={"Ghostpen int8": "llama.cpp q8_0"})
+                         versus_llama={"Ghostpen int8": "llama.cpp q8_0"})
     header, _, ours, theirs = table.splitlines()
-    assert "floor at 30 GB/s" in header and "ours ÷ llama.cpp" in header
+    assert "memory read beside it (GB/s)" in header and "ours ÷ llama.cpp" in header
     # 30 GB/s over 100 and 120 MB a token: 300 and 250 tok/s; decode is 50% and 48% of it
-    assert "| 100, 120 | 300, 250 | 50%, 48% | 1.50×, 1.50×, 0.50× |" in ours
+    assert "| 100, 120 | 30 | 300, 250 | 50%, 48% | 1.50×, 1.50×, 0.50× |" in ours
     assert theirs.startswith("| llama.cpp q8_0 | 200 | 100 | 80 |")
-    assert theirs.endswith("|  |  |  |  |")  # no floor or ratio of its own
+    assert theirs.endswith("|  |  |  |  |  |")  # no floor or ratio of its own
+
+
+def test_a_rows_share_of_the_floor_is_the_median_of_its_rounds_own() -> None:
+    """A round read at a fast minute and one at a slow minute: each decode set against the
+    floor of its own minute, not the fastest minute's floor against every round."""
+    per_token = {"decode_32_tok_s": 100_000_000, "decode_900_tok_s": 100_000_000}
+    rounds = [{"decode_32_tok_s": 150.0, "decode_900_tok_s": 140.0, "memory_gb_s": 20.0,
+               "provider": "CPU"},
+              {"decode_32_tok_s": 270.0, "decode_900_tok_s": 250.0, "memory_gb_s": 30.0,
+               "provider": "CPU"},
+              {"decode_32_tok_s": 160.0, "decode_900_tok_s": 150.0, "memory_gb_s": 20.0,
+               "provider": "CPU"}]
+    for run in rounds:
+        run.update(floor_fractions(run, per_token))
+    row = _median_row(rounds)
+    assert row["decode_32_of_floor"] == pytest.approx(0.80)  # 150/200, 270/300, 160/200
+    assert row["decode_900_of_floor"] == pytest.approx(0.75)  # 140/200, 250/300, 150/200
 
 
 @pytest.fixture(scope="module")
