@@ -327,10 +327,9 @@ Also: `python -m app bench autocomplete` (keystroke-to-suggestion latency) and
     llama_args = ("--llama-bench", str(args.llama_bench)) if llama_tools else ()
     # Round-robin, so that a slow minute of a shared machine lands on every row alike rather
     # than on whichever row ran then; each figure is the median over the rounds. The memory
-    # speed is read before each round and after the last, as it drifts too.
-    # The memory speed is read before each row and after the last: each row's floor is at the
-    # faster of the two reads around it (a decode at 100% of it could go no faster then), and
-    # its "% of floor" is the median of its rounds' own, as this speed moves ±30% in minutes.
+    # speed drifts too (±30% in minutes): it is read before each row and after the last, each
+    # row's floor is at the faster of the two reads around it (a decode at 100% of it could go
+    # no faster then), and its "% of floor" is the median of its rounds' own.
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
     reads = [measure_memory_read(args.threads, args.cache_dir)]
     for round_index in range(args.rounds):

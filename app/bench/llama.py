@@ -143,11 +143,11 @@ def _convert(tools: LlamaTools, checkpoint: Path, out: Path) -> None:
 def _run_tool(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if result.returncode < 0:  # killed by a signal: no message of its own to pass on
-        raise RuntimeError(f"{what} crashed ({_signal_name(-result.returncode)}). A llama.cpp "
-                           "built with GGML_NATIVE on a VM whose CPU reports AMX that the VM "
-                           "does not enable dies so in its AMX kernels (seen on 2026-12-02); "
-                           "rebuild it with -DGGML_NATIVE=OFF, the AVX / AVX-512 options on "
-                           "and -DGGML_AMX_TILE=OFF (docs/benchmarks.md, \"Side by side\").")
+        raise RuntimeError(f"{what} crashed ({_signal_name(-result.returncode)}). If llama.cpp "
+                           "was built with GGML_NATIVE on a VM whose CPU reports AMX that the "
+                           "VM does not enable, it dies in its AMX kernels: rebuild it with "
+                           "-DGGML_NATIVE=OFF, the AVX / AVX-512 options on and "
+                           "-DGGML_AMX_TILE=OFF (docs/benchmarks.md, \"Side by side\").")
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
         raise RuntimeError(f"{what} failed (status {result.returncode}): {lines[-1]}")

@@ -74,9 +74,11 @@ def default_models(cache_dir: Path) -> dict[str, Path]:
 
 def source_checkpoint(folder: Path) -> Path | None:
     """The checkpoint a converted model folder was made from (its manifest's "source"), if it
-    is still there."""
-    manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
-    source = Path(manifest.get("source") or "")
+    names one that is still there."""
+    manifest = folder / "manifest.json"
+    if not manifest.exists():  # not ours: a foreign export
+        return None
+    source = Path(json.loads(manifest.read_text("utf-8")).get("source") or "")
     return source if (source / "config.json").exists() else None
 
 
@@ -95,8 +97,9 @@ def q8_0_files(tools: LlamaTools, models: dict[str, Path], cache_dir: Path) -> d
     for name, folder in models.items():
         checkpoint = source_checkpoint(folder)
         if checkpoint is None:
-            raise RuntimeError(f"{folder} does not name a checkpoint that is still there, "
-                               "which llama.cpp's converter needs; convert it again")
+            raise RuntimeError(f"{folder} does not name a checkpoint that is still there "
+                               "(its manifest's source), which llama.cpp's converter needs; "
+                               "convert it again from its checkpoint")
         preset = checkpoint.name.removesuffix("-checkpoint")
         files[name] = prepare_gguf(tools, checkpoint, cache_dir, preset, ["q8_0"])["q8_0"]
     return files

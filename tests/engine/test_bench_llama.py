@@ -296,6 +296,8 @@ def test_the_lookup_bench_finds_each_models_checkpoint_for_llama_cpp(
     manifest["source"] = str(tmp_path / "gone")
     (moved / "manifest.json").write_text(json.dumps(manifest))
     assert source_checkpoint(moved) is None
+    (moved / "manifest.json").unlink()  # a foreign export has none
+    assert source_checkpoint(moved) is None
 
 
 def test_the_lookup_bench_sets_its_decode_beside_llama_cpps(tiny_model: Path,
