@@ -134,6 +134,10 @@ def time_model(engine: Engine, args: argparse.Namespace,
     at the start of each round (another engine's timing, interleaved with ours)."""
     prompts = prompts_from_held_out_text(engine, args.prompts)
     tallies = {mode: Tally() for mode in MODES}
+    # Warm-up, both ways: a session's first runs allocate, which would land on whichever of
+    # lookup off and on goes first.
+    for lookup in (False, True):
+        continue_text(engine, prompts[0], replace(GREEDY, max_new_tokens=16), lookup)
     for round_index in range(args.rounds):
         if each_round is not None:
             each_round()
