@@ -175,6 +175,8 @@ def compare_ways(engine: Engine, prompts: list[list[int]], ways: dict[str, Way],
     tallies = {name: Tally() for name in ways}
     all_margins: list[float] = []
     names = list(ways)
+    for name in names:  # warm-up: a session's first runs allocate, whichever way goes first
+        write(engine, prompts[0], min(16, args.tokens), ways[name])
     for round_index in range(args.rounds):
         for number, prompt in enumerate(prompts):
             # Rotate which way goes first, so a drift of the machine's speed hits each alike.
