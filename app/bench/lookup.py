@@ -3,7 +3,8 @@
 For each model (by default the trained stand-in and a random GPT-2 124M, both int8), each
 sampling mode (greedy, and the app's defaults: temperature 0.8 with its usual chain) and each
 prompt (excerpts of the stand-in's held-out English text), the same continuation is written
-with lookup off and on, interleaved, and the decode rates compared as ratios within the run.
+with lookup off and on, interleaved; "on / off" is the median of those pairs' speed ratios
+(robust to a minute of the machine running slow), the rates beside it are totals.
 It also counts the continuations that came out identical (they should, but for kernel rounding
 between one-token and several-token passes) and the share of draft tokens the model wrote.
 With --llama-bench, llama.cpp's q8_0 of each model's checkpoint decodes the same number of
@@ -47,6 +48,7 @@ class Tally:
     written: int = 0
     identical: int = 0
     runs: int = 0
+    ratios: list[float] = field(default_factory=list)  # on / off, each prompt and round
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -146,10 +148,12 @@ def time_model(engine: Engine, args: argparse.Namespace,
             for number, prompt in enumerate(prompts):
                 params = replace(base, max_new_tokens=args.tokens, seed=number)
                 written: dict[bool, list[int]] = {}
+                rate: dict[bool, float] = {}
                 # Alternate which goes first, so a drift of the machine's speed hits both.
                 for lookup in ((False, True) if (round_index + number) % 2 else (True, False)):
                     tokens, seconds = continue_text(engine, prompt, params, lookup)
                     written[lookup] = tokens
+                    rate[lookup] = len(tokens) / seconds if seconds else 0.0
                     tally.seconds[lookup] += seconds
                     tally.tokens[lookup] += len(tokens)
                     if lookup:
@@ -157,6 +161,8 @@ def time_model(engine: Engine, args: argparse.Namespace,
                         tally.written += engine.last_stats.accepted_draft_tokens
                 tally.identical += written[True] == written[False]
                 tally.runs += 1
+                if rate[False] and rate[True]:
+                    tally.ratios.append(rate[True] / rate[False])
     return tallies
 
 
@@ -188,7 +194,7 @@ def lookup_bench_main(argv: list[str]) -> int:
               f"{PROMPT_TOKENS} of context (without sampling), once per round, median")
     print()
     llama_columns = " | llama.cpp q8_0 (tok/s) | lookup on ÷ q8_0" if ggufs else ""
-    print(f"| model | sampling | decode, lookup off (tok/s) | lookup on (tok/s) | on / off "
+    print(f"| model | sampling | decode, lookup off (tok/s) | lookup on (tok/s) | on / off, median "
           f"| draft tokens written | identical text{llama_columns} |")
     print("|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if ggufs else ""))
     for name, folder in models.items():
@@ -206,6 +212,7 @@ def lookup_bench_main(argv: list[str]) -> int:
                 q8 = median(llama_rates)
                 llama = f" | {q8:.0f} | {rate[True] / q8:.2f}×"
             print(f"| {name} | {mode} | {rate[False]:.0f} | {rate[True]:.0f} | "
-                  f"{rate[True] / rate[False]:.2f}× | {tally.written} of {tally.drafted} "
+                  f"{median(tally.ratios) if tally.ratios else 0.0:.2f}× | "
+                  f"{tally.written} of {tally.drafted} "
                   f"({share:.0%}) | {tally.identical} of {tally.runs}{llama} |", flush=True)
     return 0
