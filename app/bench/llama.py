@@ -201,6 +201,23 @@ def parse_llama_bench(output: str) -> list[LlamaBenchTest]:
                          "is it a llama-bench of 2025 or later?") from error
 
 
+def _bench_command(bench: Path, gguf: Path, threads: int, repeats: int) -> list[str]:
+    """llama-bench as every row runs it: flash attention on, its default f16 KV cache (the
+    memory floor counts on it), JSON out."""
+    return [str(bench), "-m", str(gguf), "-t", str(threads), "-r", str(repeats), "-fa", "on",
+            "-o", "json"]
+
+
+def decode_tok_s(bench: Path, gguf: Path, threads: int, repeats: int, depth: int,
+                 n: int) -> float:
+    """llama.cpp's decode of `n` tokens after `depth` tokens in the cache (tokens fed back
+    without sampling), median of `repeats` runs."""
+    (decode,) = parse_llama_bench(_run_tool(
+        [*_bench_command(bench, gguf, threads, repeats), "-p", "0", "-n", str(n), "-d",
+         str(depth)], "llama-bench"))
+    return decode.median_tok_s
+
+
 def measure_llama(bench: Path, gguf: Path, threads: int, repeats: int, prompt: int,
                   decodes: dict[str, tuple[int, int]]) -> dict[str, Any]:
     """One table row timed by llama-bench (run in a worker of its own, so that the peak RSS of
@@ -208,15 +225,12 @@ def measure_llama(bench: Path, gguf: Path, threads: int, repeats: int, prompt: i
     `decodes` (row key -> (tokens already in the cache, tokens decoded)) the decode speed,
     medians of `repeats` runs each; flash attention on, its default f16 KV cache (the
     memory floor counts on it)."""
-    common = [str(bench), "-m", str(gguf), "-t", str(threads), "-r", str(repeats),
-              "-fa", "on", "-o", "json"]
-    (prefill,) = parse_llama_bench(_run_tool([*common, "-p", str(prompt), "-n", "0"],
-                                             "llama-bench"))
+    (prefill,) = parse_llama_bench(_run_tool(
+        [*_bench_command(bench, gguf, threads, repeats), "-p", str(prompt), "-n", "0"],
+        "llama-bench"))
     row: dict[str, Any] = {f"prefill_{prompt}_ms": prefill.median_ms}
     for key, (depth, n) in decodes.items():
-        (decode,) = parse_llama_bench(_run_tool(
-            [*common, "-p", "0", "-n", str(n), "-d", str(depth)], "llama-bench"))
-        row[key] = decode.median_tok_s
+        row[key] = decode_tok_s(bench, gguf, threads, repeats, depth, n)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # bytes on macOS, else KiB
     row.update(peak_rss_mb=peak / 1024 / (1024 if sys.platform == "darwin" else 1),
                model_mb=gguf.stat().st_size / 1e6, tensor_bytes=prefill.model_size,

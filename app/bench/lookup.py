@@ -32,7 +32,7 @@ from app.bench.common import (
     prepare_models,
     prepare_standin,
 )
-from app.bench.llama import LlamaTools, LlamaToolsMissing, find_tools, measure_llama, prepare_gguf
+from app.bench.llama import LlamaTools, LlamaToolsMissing, decode_tok_s, find_tools, prepare_gguf
 from app.engine.engine import Engine, load_engine
 from app.engine.sampling_params import GREEDY, SamplingParams
 
@@ -84,14 +84,6 @@ def source_checkpoint(folder: Path) -> Path | None:
     return source if (source / "config.json").exists() else None
 
 
-def llama_decode_tok_s(tools: LlamaTools, gguf: Path, threads: int, tokens: int) -> float:
-    """llama.cpp's decode of `tokens` after PROMPT_TOKENS of context, median of 3 runs."""
-    key = f"decode_{PROMPT_TOKENS}_tok_s"
-    row = measure_llama(tools.bench, gguf, threads, 3, PROMPT_TOKENS,
-                        {key: (PROMPT_TOKENS, tokens)})
-    return float(row[key])
-
-
 def q8_0_files(tools: LlamaTools, models: dict[str, Path], cache_dir: Path) -> dict[str, Path]:
     """llama.cpp's q8_0 GGUF of each model's checkpoint, converted once into `cache_dir` (the
     engine bench's own for the random gpt2: "gpt2-checkpoint" -> "gpt2-gguf")."""
@@ -109,7 +101,8 @@ def q8_0_files(tools: LlamaTools, models: dict[str, Path], cache_dir: Path) -> d
 
 def _time_llama(rates: list[float], tools: LlamaTools, gguf: Path,
                 args: argparse.Namespace) -> None:
-    rates.append(llama_decode_tok_s(tools, gguf, args.threads, args.tokens))
+    """llama.cpp's decode of as many tokens after PROMPT_TOKENS of context, median of 3."""
+    rates.append(decode_tok_s(tools.bench, gguf, args.threads, 3, PROMPT_TOKENS, args.tokens))
 
 
 def prompts_from_held_out_text(engine: Engine, count: int,
