@@ -264,9 +264,9 @@ class Generator(Generic[CacheT]):
             alt_ids, alt_probs, p_token = model_probabilities(logits, n_alternatives, token)
             # Each alternative's chance after the chain too, for the distribution view.
             alternatives = tuple(
-                Alternative(int(i), self.tokenizer.token_text(int(i)), float(p),
-                            drawn.probability(int(i)))
-                for i, p in zip(alt_ids, alt_probs, strict=True))
+                Alternative(i, self.tokenizer.token_text(i), p, p_final)
+                for i, p, p_final in zip(alt_ids.tolist(), alt_probs.tolist(),
+                                         drawn.probabilities(alt_ids).tolist(), strict=True))
             if token == self.tokenizer.eos_id:
                 yield from self._release(run, len(run.tokens))
                 finish("eos")

@@ -674,13 +674,14 @@ class Draw:
     kept_ids: np.ndarray | None
     kept_probs: np.ndarray
 
-    def probability(self, token_id: int) -> float:
-        """`token_id`'s chance after the chain: 0 when the chain cut it."""
+    def probabilities(self, token_ids: np.ndarray) -> np.ndarray:
+        """Each of `token_ids`' [K] chance after the chain [K]: 0 where the chain cut it. One
+        call for a token's ten alternatives (a call per alternative cost ~30 µs a token)."""
         if self.kept_ids is None:
-            return float(self.kept_probs[token_id])
-        index = int(np.searchsorted(self.kept_ids, token_id))
-        found = index < self.kept_ids.size and int(self.kept_ids[index]) == token_id
-        return float(self.kept_probs[index]) if found else 0.0
+            return self.kept_probs[token_ids]
+        index = np.minimum(np.searchsorted(self.kept_ids, token_ids), self.kept_ids.size - 1)
+        found = self.kept_ids[index] == token_ids
+        return np.where(found, self.kept_probs[index], 0.0).astype(self.kept_probs.dtype)
 
 
 def sample_next_token(
