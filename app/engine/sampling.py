@@ -740,9 +740,13 @@ def model_probabilities(logits: np.ndarray, k: int,
     x = _as_logits(logits)
     ids, _ = top_alternatives(x, k)  # the same order as by probability
     top = x[ids[0]] if ids.size else x.max()
-    total = np.exp(x - top).sum(dtype=np.float64)
-    probs = (np.exp(x[ids] - top) / total).astype(x.dtype)
-    return ids, probs, float(np.exp(x[token] - top) / total)
+    # One array of [V] for exp(x - top), made in place, and numpy's pairwise sum in x's own
+    # dtype (relative error ~1e-6 in float32): a second [V] temporary and a float64 sum cost
+    # ~80 µs a token (16M stand-in, right after a decode step, 2026-12-02).
+    e = np.subtract(x, top)
+    np.exp(e, out=e)
+    total = float(e.sum())
+    return ids, (e[ids] / total).astype(x.dtype), float(e[token]) / total
 
 
 def top_alternatives(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
