@@ -675,8 +675,8 @@ class Draw:
     kept_probs: np.ndarray
 
     def probabilities(self, token_ids: np.ndarray) -> np.ndarray:
-        """Each of `token_ids`' [K] chance after the chain [K]: 0 where the chain cut it. One
-        call for a token's ten alternatives (a call per alternative cost ~30 µs a token)."""
+        """The chances after the chain [K] of `token_ids` [K], 0 where the chain cut one: one
+        call for a token's ten alternatives (a call for each cost ~30 µs a token)."""
         if self.kept_ids is None:
             return self.kept_probs[token_ids]
         index = np.minimum(np.searchsorted(self.kept_ids, token_ids), self.kept_ids.size - 1)
@@ -740,10 +740,10 @@ def model_probabilities(logits: np.ndarray, k: int,
     x = _as_logits(logits)
     ids, _ = top_alternatives(x, k)  # the same order as by probability
     top = x[ids[0]] if ids.size else x.max()
-    # One array of [V] for exp(x - top), made in place, and numpy's pairwise sum in x's own
-    # dtype (relative error ~1e-6 in float32): a second [V] temporary and a float64 sum cost
-    # ~80 µs a token (16M stand-in, right after a decode step, 2026-12-02).
-    e = np.subtract(x, top)
+    # One array of [V] for exp(x - top), made in place, and numpy's pairwise sum in float32 (or
+    # x's wider dtype; relative error ~1e-6): a second [V] temporary and a float64 sum cost ~80
+    # µs a token (16M stand-in, right after a decode step, 2026-12-02).
+    e = np.subtract(x, top, dtype=np.result_type(x.dtype, np.float32))
     np.exp(e, out=e)
     total = float(e.sum())
     return ids, (e[ids] / total).astype(x.dtype), float(e[token]) / total
