@@ -3,6 +3,12 @@
 Only the answer to the newest request is used: a token, end or error tagged with any other id
 (say, from a run that was just stopped and whose last signals are still queued) is dropped, so
 nothing appears after Stop.
+
+Tokens go into the editor at most every WRITE_INTERVAL_MS: the first of a stream at once, those
+that come while the interval runs together at its end. A small model writes a token every 1-2
+ms, and each edit of the document costs a layout and a repaint on the GUI thread, whose Python
+the worker then waits for (the GIL): written one at a time, the 16M stand-in wrote 128-158
+tok/s in the window against ~450 in the engine alone (2 cores, 2026-12-02).
 """
 
 from __future__ import annotations
@@ -10,13 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.engine.events import GenerationStats, TokenEvent
 from app.engine.sampling_params import SamplingParams
 from app.ui.editor import Editor
 from app.ui.spans import GenerationRange
 from app.ui.worker import EngineWorker
+
+# The most a written token waits for the editor: under a frame at 30 Hz, so the text still
+# streams, and at a few hundred tokens a second several go in at once.
+WRITE_INTERVAL_MS = 30
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,9 @@ class GenerationController(QObject):
         self._stopped: int | None = None
         self._run: WrittenRun | None = None  # the running one; its tokens gather in _tokens
         self._tokens: list[TokenEvent] = []
+        self._unwritten: list[TokenEvent] = []  # the active run's, waiting for the interval
+        self._write_timer = QTimer(self, singleShot=True, interval=WRITE_INTERVAL_MS)
+        self._write_timer.timeout.connect(self._write_waiting)
         self.run_params = SamplingParams()  # those of the running or the last run
         worker.token_generated.connect(self._on_token)
         worker.generation_finished.connect(self._on_finished)
@@ -101,6 +114,7 @@ class GenerationController(QObject):
         """End the run now: the text stays as it is, and later tokens of this run are dropped."""
         if self._active is None:
             return
+        self._write_waiting()  # what came before Stop was the run's
         self._worker.stop()
         self._stopped, self._active = self._active, None
         self._editor.end_generation()
@@ -108,10 +122,23 @@ class GenerationController(QObject):
         self.running_changed.emit(False)
 
     def _on_token(self, request_id: int, event: TokenEvent) -> None:
-        if request_id == self._active:
-            self._editor.append_token(event)
-            if event.text:
-                self._tokens.append(event)
+        if request_id != self._active:
+            return
+        self._unwritten.append(event)
+        if not self._write_timer.isActive():  # the first of a stream goes in at once
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """Write the tokens that came since the last write, and wait the interval before the
+        next write (stopped once nothing more came in one)."""
+        events, self._unwritten = self._unwritten, []
+        if not events:
+            self._write_timer.stop()
+            return
+        self._editor.append_tokens(events)
+        self._tokens.extend(event for event in events if event.text)
+        self._write_timer.start()
+        for event in events:
             self.token_written.emit(event)
 
     def _on_finished(self, request_id: int, stats: GenerationStats) -> None:
@@ -121,6 +148,7 @@ class GenerationController(QObject):
             return
         if request_id != self._active:
             return
+        self._write_waiting()
         self._active = None
         self._editor.end_generation()
         self._emit_written()
@@ -130,6 +158,7 @@ class GenerationController(QObject):
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id != self._active:
             return
+        self._write_waiting()  # what the run wrote before it failed stays
         self._active = None
         self._editor.end_generation()
         self._emit_written()

@@ -97,8 +97,8 @@ class TakeKeeper(QObject):
         editor = self._editor
         start, end, lead = self._place_for(take)
         editor.begin_generation(start, end if end > start else None)
-        for token in (*lead, *take.tokens):
-            editor.append_token(TokenEvent(token.token_id, token.text, token.p))
+        editor.append_tokens([TokenEvent(token.token_id, token.text, token.p)
+                              for token in (*lead, *take.tokens)])
         editor.end_generation()
         self.current = take_id
         self.changed.emit()

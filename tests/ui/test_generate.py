@@ -38,10 +38,39 @@ def test_ctrl_enter_streams_tokens_in_order(qtbot: QtBot, window: MainWindow) ->
     qtbot.waitUntil(lambda: not window.generation.running)
     text = window.editor.toPlainText()
     assert text.startswith("Once") and len(text) == 4 + 6
-    grown = [s for s in snapshots if s != snapshots[-1]] + [snapshots[-1]]
-    assert [len(s) for s in grown] == list(range(5, 11))  # one token at a time
+    assert snapshots[0] == text[:5]  # the first token shows at once, on its own
+    assert all(text.startswith(s) for s in snapshots)  # then the rest, in order
     assert window.speed_label.text().endswith("tok/s") and window.speed_label.text()[0].isdigit()
     assert window.context_label.text() == "Context 10 / 1024"
+
+
+def texts_while_writing(qtbot: QtBot, make_window: Callable[..., MainWindow],
+                        token_delay_s: float, tokens: int) -> tuple[str, list[str]]:
+    """(the text after a run of `tokens` after "Once", the text after each edit of it)."""
+    window = make_window(lambda: FakeEngine(token_delay_s=token_delay_s))
+    set_max_tokens(window, tokens)
+    qtbot.keyClicks(window.editor, "Once")
+    edits: list[str] = []
+    window.editor.textChanged.connect(lambda: edits.append(window.editor.toPlainText()))
+    generate_and_wait(qtbot, window)
+    return window.editor.toPlainText(), edits
+
+
+def test_a_slow_model_shows_each_token_as_it_comes(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    _, edits = texts_while_writing(qtbot, make_window, 0.1, 4)
+    grown = [s for s in edits if s != edits[-1]] + [edits[-1]]
+    assert [len(s) for s in grown] == [5, 6, 7, 8]  # one token at a time
+
+
+def test_a_fast_model_has_its_tokens_written_together(
+        qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
+    """Tokens that come faster than the editor is written go in several at a time (one layout
+    and repaint for all), in order, none lost: the GUI thread's work a token slowed a small
+    model to a third of its speed in the window."""
+    text, edits = texts_while_writing(qtbot, make_window, 0.0, 60)
+    assert len(text) == 4 + 60 and all(text.startswith(e) for e in edits)
+    assert len(edits) <= 30
 
 
 def test_generation_goes_in_at_the_cursor(qtbot: QtBot, window: MainWindow) -> None:

@@ -141,6 +141,13 @@ def test_token_colours_are_painted_while_tokens_stream_in(qtbot: QtBot,
     window.stop_action.trigger()
 
 
+def select(window: MainWindow, start: int, end: int) -> None:
+    cursor = window.editor.textCursor()
+    cursor.setPosition(start)
+    cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+    window.editor.setTextCursor(cursor)
+
+
 def token_marks(window: MainWindow) -> list[tuple[int, int]]:
     window.editor.refresh_marks()
     return [(m.cursor.selectionStart(), m.cursor.selectionEnd())
@@ -158,14 +165,23 @@ def test_token_colours_come_back_after_undo_and_redo(qtbot: QtBot, window: MainW
     assert [s.event.text for s in window.editor.tokens()] == list(window.editor.toPlainText()[5:])
 
 
+def test_undoing_a_deletion_colours_its_tokens_where_they_are_again(qtbot: QtBot,
+                                                                    window: MainWindow) -> None:
+    """Marks are kept from one repaint to the next; a deleted token's mark collapsed with its
+    text, and must not come back collapsed when Undo brings the token back."""
+    generate_with_colours(qtbot, window)
+    coloured = token_marks(window)
+    select(window, 6, 9)
+    qtbot.keyClick(window.editor, Qt.Key.Key_Delete)
+    qtbot.keyClick(window.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert token_marks(window) == coloured
+
+
 def test_undoing_an_edit_inside_a_token_brings_its_colour_back(qtbot: QtBot,
                                                                window: MainWindow) -> None:
     generate_with_colours(qtbot, window)
     coloured = token_marks(window)
-    cursor = window.editor.textCursor()
-    cursor.setPosition(7)
-    cursor.setPosition(8, QTextCursor.MoveMode.KeepAnchor)
-    window.editor.setTextCursor(cursor)
+    select(window, 7, 8)
     qtbot.keyClicks(window.editor, "Q")
     assert (7, 8) not in token_marks(window)
     window.undo_action.trigger()
@@ -278,3 +294,25 @@ def test_a_long_generation_marks_the_tokens_on_screen_wherever_one_scrolls(
         last = editor.cursorForPosition(corner).position()
         on_screen = [(s.start, s.end) for s in spans if s.end > first and s.start < last]
         assert on_screen and all(span in marked for span in on_screen)
+
+
+def test_tokens_written_together_each_keep_their_own_place(qtbot: QtBot,
+                                                          window: MainWindow) -> None:
+    """The window writes tokens that came together in one edit (GenerationController); each
+    still gets its own span and colour, after the writer's text and before text after it."""
+    from app.engine.events import TokenEvent
+
+    editor = window.editor
+    editor.setPlainText("Before. After.")
+    editor.begin_generation(7)
+    editor.append_tokens([TokenEvent(i, text, 0.2 * (i + 1))
+                          for i, text in enumerate([" one", " two", "", " three"])])
+    editor.append_tokens([TokenEvent(4, " four", 0.9)])
+    editor.end_generation()
+    assert editor.toPlainText() == "Before. one two three four After."
+    assert [(s.start, s.end, s.event.text) for s in editor.tokens()] == [
+        (7, 11, " one"), (11, 15, " two"), (15, 21, " three"), (21, 26, " four")]
+    window.set_token_view(True)
+    marked = [(m.cursor.selectionStart(), m.cursor.selectionEnd())
+              for m in editor.extraSelections()]
+    assert marked == [(7, 11), (11, 15), (15, 21), (21, 26)]
