@@ -17,7 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from app.bench.common import app_with_only, default_cache_dir, prepare_models
+from app.bench.common import (
+    STANDIN_DIR,
+    app_with_only,
+    default_cache_dir,
+    prepare_models,
+    prepare_standin,
+)
 
 TEXT = "The lighthouse keeper climbed the stairs each evening and lit the lamp."
 # How late a timer of this period fires on the GUI thread is how long the window stalled; the
@@ -117,13 +123,22 @@ def measure_launch(data_dir: Path, config_dir: Path) -> float:
 
 def gui_bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m app bench gui", description=__doc__)
-    parser.add_argument("--preset", default="gpt2", help="model size (default: gpt2, 124M)")
+    parser.add_argument("--preset", default="gpt2",
+                        help="model size (default: gpt2, 124M), or 'standin' for the trained 16M "
+                             "stand-in, whose tokens come fastest")
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--cache-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     cache = args.cache_dir or default_cache_dir()
-    model = prepare_models(cache, args.preset, [args.precision])[args.precision]
+    if args.preset == "standin":
+        if not STANDIN_DIR.is_dir():
+            print(f"the stand-in is not at {STANDIN_DIR}; use a --preset of random weights "
+                  "instead", file=sys.stderr)
+            return 2
+        model = prepare_standin(cache, args.precision)
+    else:
+        model = prepare_models(cache, args.preset, [args.precision])[args.precision]
     with app_with_only(model) as (data, config):
         launch = [measure_launch(data, config) for _ in range(3)]
         rows = {view: measure_stalls(model, args.tokens, view) for view in (False, True)}
