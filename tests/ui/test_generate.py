@@ -67,7 +67,7 @@ def test_a_fast_model_has_its_tokens_written_together(
         qtbot: QtBot, make_window: Callable[..., MainWindow]) -> None:
     """Tokens that come faster than the editor is written go in several at a time (one layout
     and repaint for all), in order, none lost: the GUI thread's work a token slowed a small
-    model to a third of its speed in the window."""
+    model to a third to a half of its speed in the window."""
     text, edits = texts_while_writing(qtbot, make_window, 0.0, 60)
     assert len(text) == 4 + 60 and all(text.startswith(e) for e in edits)
     assert len(edits) <= 30
