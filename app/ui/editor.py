@@ -235,9 +235,6 @@ class Editor(QPlainTextEdit):
         self.setTextCursor(QTextCursor(cursor))
         self.setReadOnly(True)  # the person's keystrokes must not land inside the undo step
 
-    def append_token(self, event: TokenEvent) -> None:
-        self.append_tokens((event,))
-
     def append_tokens(self, events: Sequence[TokenEvent]) -> None:
         """Write `events`' text at the generation's end, in the run's undo step. Several at a
         time cost one layout and one cursor move for all of them (see GenerationController)."""

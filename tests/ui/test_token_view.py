@@ -278,8 +278,8 @@ def test_a_long_generation_marks_the_tokens_on_screen_wherever_one_scrolls(
     editor = window.editor
     editor.begin_generation(0)
     for i in range(6000):
-        editor.append_token(TokenEvent(i, f"w{i % 7}" + ("\n" if i % 12 == 11 else " "),
-                                       0.1 + (i % 9) / 10))
+        editor.append_tokens([TokenEvent(i, f"w{i % 7}" + ("\n" if i % 12 == 11 else " "),
+                                         0.1 + (i % 9) / 10)])
     editor.end_generation()
     window.set_token_view(True)
     spans = editor.tokens()
